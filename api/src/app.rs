@@ -1,0 +1,97 @@
+//! The axum application: shared state, one router per area merged into one, and the
+//! cross-cutting layers (request ids, body limit, problem+json for unknown routes).
+
+use crate::error::ApiError;
+use crate::routes;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use commands::relay::RelayStatus;
+use commands::Commands;
+use std::sync::Arc;
+
+/// The largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// What every request handler shares.
+pub struct AppState {
+    /// The command handlers; their log's pool also serves the read models.
+    pub commands: Commands,
+    /// Whether `POST /v1/firms` is open (`ESQASE_SIGNUP`).
+    pub signup_open: bool,
+    /// The NATS connection, checked by `/readyz`.
+    pub nats: async_nats::Client,
+    /// What the relay has done, for `/readyz` and `/metrics`.
+    pub relay: Arc<RelayStatus>,
+}
+
+impl AppState {
+    /// The database pool (the log and the read models).
+    pub fn pool(&self) -> &sqlx::PgPool {
+        &self.commands.log.pool
+    }
+}
+
+/// The whole application.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .merge(routes::ops::router())
+        .merge(routes::members::router())
+        .merge(routes::api_keys::router())
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+/// The request id of the request being served, for handlers and logs.
+#[derive(Clone, Debug)]
+pub struct RequestIdValue(pub String);
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// Echoes a valid incoming `X-Request-Id` (1 to 128 visible ASCII characters of a safe set),
+/// else makes a new one; puts it on the response and into the request's log span.
+async fn request_id(mut request: Request, next: Next) -> Response {
+    let incoming = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_owned);
+    let id = incoming.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    request.extensions_mut().insert(RequestIdValue(id.clone()));
+    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    let started = std::time::Instant::now();
+    let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    span.in_scope(|| {
+        tracing::debug!(status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "served")
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// A JSON response with a status.
+pub fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut response = (status, Body::from(bytes)).into_response();
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "response did not serialize");
+            ApiError::Internal.into_response()
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Configuration: every option is a flag and an environment variable (`esqase --help`).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+
+/// Esqase API keys service.
+#[derive(Debug, Parser)]
+#[command(name = "esqase", version, about = "Esqase API keys: the service behind a firm's API keys")]
+pub struct Cli {
+    /// Where to connect and how to behave.
+    #[command(flatten)]
+    pub settings: Settings,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the database if missing, apply migrations, and serve the API.
+    Serve,
+    /// Create the database if missing and apply migrations, then exit.
+    Migrate,
+    /// Read models.
+    Projections {
+        /// What to do with them.
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+}
+
+/// `esqase projections …`.
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Replay one projection from the first event (it is rebuilt in one transaction: commands
+    /// that touch its tables wait until it commits).
+    Rebuild {
+        /// The projection: `read_models`.
+        name: String,
+    },
+}
+
+/// Whether anyone may sign a firm up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Signup {
+    /// `POST /v1/firms` works without authentication.
+    Open,
+    /// `POST /v1/firms` answers 403 `signup_closed`.
+    Closed,
+}
+
+/// Connection and behaviour settings.
+#[derive(Clone, Debug, Args)]
+pub struct Settings {
+    /// Postgres URL; the database is created if missing.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/esqase", global = true)]
+    pub database_url: String,
+    /// NATS URL (JetStream enabled).
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222", global = true)]
+    pub nats_url: String,
+    /// Names this deployment's JetStream stream, subjects and KV buckets, so several share a server.
+    #[arg(long, env = "ESQASE_NATS_PREFIX", default_value = "esqase", global = true)]
+    pub nats_prefix: String,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "ESQASE_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    pub listen: SocketAddr,
+    /// How often a node flushes its key usage counts as Used events, in milliseconds.
+    #[arg(long, env = "ESQASE_USAGE_FLUSH_MS", default_value_t = 10_000, global = true)]
+    pub usage_flush_ms: u64,
+    /// How often a node looks for keys past their expiry to record them, in milliseconds.
+    #[arg(long, env = "ESQASE_EXPIRY_SWEEP_MS", default_value_t = 30_000, global = true)]
+    pub expiry_sweep_ms: u64,
+    /// Whether `POST /v1/firms` is open.
+    #[arg(long, env = "ESQASE_SIGNUP", value_enum, default_value_t = Signup::Open, global = true)]
+    pub signup: Signup,
+    /// How long a member's session lasts, in hours.
+    #[arg(long, env = "ESQASE_SESSION_TTL_HOURS", default_value_t = 12, global = true)]
+    pub session_ttl_hours: u32,
+    /// Most Postgres connections this process opens.
+    #[arg(long, env = "ESQASE_DB_MAX_CONNECTIONS", default_value_t = 20, global = true)]
+    pub db_max_connections: u32,
+}

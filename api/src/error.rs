@@ -1,0 +1,186 @@
+//! The one error type of the HTTP layer. Each variant documents its status and stable `code`;
+//! every error is rendered as RFC 9457 problem details (`application/problem+json`).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use commands::CommandError;
+use domain::FieldError;
+use serde::Serialize;
+
+/// Everything a route can answer besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 `malformed_request`: the body is not JSON of the expected shape.
+    #[error("{0}")]
+    Malformed(String),
+    /// 400 `invalid_query`: a bad cursor, limit or filter.
+    #[error("{0}")]
+    InvalidQuery(String),
+    /// 401 `invalid_credentials`: no bearer token, or one of no known kind.
+    #[error("a valid bearer token is required")]
+    InvalidCredentials,
+    /// 401 `invalid_session`: a session token that is unknown, ended or expired.
+    #[error("the session has ended or is not valid; log in again")]
+    InvalidSession,
+    /// 401 `invalid_login`: wrong email or password.
+    #[error("the email or password is wrong")]
+    InvalidLogin,
+    /// 401 `invalid_invitation`: unknown, used or expired invitation.
+    #[error("the invitation is not valid: it may have expired or already been used")]
+    InvalidInvitation,
+    /// 403 `permission_denied`: the member's role lacks what the route needs.
+    #[error("your role does not allow this")]
+    PermissionDenied,
+    /// 403 `session_required`: the route is for members, and an API key was presented.
+    #[error("this route needs a member session, not an API key")]
+    SessionRequired,
+    /// 403 `signup_closed`: signup is turned off by configuration.
+    #[error("signing up is turned off on this service")]
+    SignupClosed,
+    /// 404 `not_found`: no such thing (or another firm's, which is the same answer).
+    #[error("not found")]
+    NotFound,
+    /// 405 `method_not_allowed`.
+    #[error("this method is not allowed on this route")]
+    MethodNotAllowed,
+    /// 409 `email_taken`.
+    #[error("that email address is already in use")]
+    EmailTaken,
+    /// 409 `api_key_not_active`.
+    #[error("the API key is {0}; only an Active key can be changed or revoked")]
+    ApiKeyNotActive(&'static str),
+    /// 409 `owner_role_fixed`.
+    #[error("the owner role always has every permission and cannot be changed")]
+    OwnerRoleFixed,
+    /// 409 `owner_cannot_be_removed`.
+    #[error("the owner cannot be removed from the firm")]
+    OwnerCannotBeRemoved,
+    /// 409 `member_not_active`.
+    #[error("the member has been removed")]
+    MemberNotActive,
+    /// 409 `concurrent_modification`.
+    #[error("the resource was changed by another request at the same time; try again")]
+    Conflict,
+    /// 413 `payload_too_large`.
+    #[error("the request body is larger than 64 KiB")]
+    PayloadTooLarge,
+    /// 415 `unsupported_media_type`.
+    #[error("send the body as application/json")]
+    UnsupportedMediaType,
+    /// 422 `validation_failed`, with every failing field.
+    #[error("some fields are not valid")]
+    Validation(Vec<FieldError>),
+    /// 503 `service_unavailable`, with `Retry-After`.
+    #[error("the service is temporarily unavailable; try again shortly")]
+    Unavailable,
+    /// 500 `internal_error`: logged in full, shown as nothing but this.
+    #[error("something went wrong on our side")]
+    Internal,
+}
+
+impl ApiError {
+    /// The status and stable code.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use ApiError::*;
+        match self {
+            Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_request"),
+            InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+            InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            InvalidSession => (StatusCode::UNAUTHORIZED, "invalid_session"),
+            InvalidLogin => (StatusCode::UNAUTHORIZED, "invalid_login"),
+            InvalidInvitation => (StatusCode::UNAUTHORIZED, "invalid_invitation"),
+            PermissionDenied => (StatusCode::FORBIDDEN, "permission_denied"),
+            SessionRequired => (StatusCode::FORBIDDEN, "session_required"),
+            SignupClosed => (StatusCode::FORBIDDEN, "signup_closed"),
+            NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            EmailTaken => (StatusCode::CONFLICT, "email_taken"),
+            ApiKeyNotActive(_) => (StatusCode::CONFLICT, "api_key_not_active"),
+            OwnerRoleFixed => (StatusCode::CONFLICT, "owner_role_fixed"),
+            OwnerCannotBeRemoved => (StatusCode::CONFLICT, "owner_cannot_be_removed"),
+            MemberNotActive => (StatusCode::CONFLICT, "member_not_active"),
+            Conflict => (StatusCode::CONFLICT, "concurrent_modification"),
+            PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
+            Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+}
+
+/// The problem details body.
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let problem = Problem {
+            kind: format!("https://docs.esqase.com/errors/{code}"),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code,
+            errors: match &self {
+                ApiError::Validation(errors) => Some(errors),
+                _ => None,
+            },
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(error: CommandError) -> Self {
+        match error {
+            CommandError::Validation(errors) => ApiError::Validation(errors.0),
+            CommandError::NotFound => ApiError::NotFound,
+            CommandError::PermissionDenied => ApiError::PermissionDenied,
+            CommandError::EmailTaken => ApiError::EmailTaken,
+            CommandError::ApiKeyNotActive(status) => ApiError::ApiKeyNotActive(status),
+            CommandError::OwnerRoleFixed => ApiError::OwnerRoleFixed,
+            CommandError::OwnerCannotBeRemoved => ApiError::OwnerCannotBeRemoved,
+            CommandError::MemberNotActive => ApiError::MemberNotActive,
+            CommandError::InvalidLogin => ApiError::InvalidLogin,
+            CommandError::InvalidInvitation => ApiError::InvalidInvitation,
+            CommandError::Conflict => ApiError::Conflict,
+            CommandError::Unavailable(error) => {
+                tracing::warn!(%error, "database unavailable");
+                ApiError::Unavailable
+            }
+            CommandError::Internal(error) => {
+                tracing::error!(%error, "command failed");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        CommandError::from(error).into()
+    }
+}
+
+/// The result of a route.
+pub type ApiResult<T> = Result<T, ApiError>;

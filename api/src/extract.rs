@@ -1,0 +1,144 @@
+//! Extractors: JSON bodies that fail as problem+json, the signed-in member, the request id and
+//! list queries.
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use commands::auth::{authenticate, SignedInMember};
+use domain::secret::{BearerToken, TokenKind, API_KEY_PREFIX};
+use projections::page::{Cursor, PageRequest, MAX_LIMIT};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A JSON body of type `T`: 415 without a JSON content type, 413 over 64 KiB, 400 when it is
+/// not JSON of the expected shape.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::Malformed("the request body could not be read".into())
+            }
+        })?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| ApiError::Malformed(format!("the body is not valid: {e}")))
+    }
+}
+
+/// The presented bearer token, classified by its prefix.
+pub enum Credential {
+    /// `esqs_…`: a member's session.
+    Session(BearerToken),
+    /// `esq_…`: an API key (not yet checked beyond its prefix).
+    ApiKey(String),
+}
+
+/// Reads `Authorization: Bearer …`; anything but a session or key prefix is `invalid_credentials`.
+pub fn credential(headers: &HeaderMap) -> Result<Credential, ApiError> {
+    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(ApiError::InvalidCredentials)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(ApiError::InvalidCredentials)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let token = token.trim();
+    if token.starts_with(TokenKind::Session.prefix()) {
+        BearerToken::parse(TokenKind::Session, token).map(Credential::Session).map_err(|_| ApiError::InvalidSession)
+    } else if token.starts_with(API_KEY_PREFIX) {
+        Ok(Credential::ApiKey(token.to_owned()))
+    } else {
+        Err(ApiError::InvalidCredentials)
+    }
+}
+
+/// A member signed in with a session token.
+pub struct Member(pub SignedInMember);
+
+impl FromRequestParts<Arc<AppState>> for Member {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        match credential(&parts.headers)? {
+            Credential::Session(token) => authenticate(&state.commands.log.pool, &token, commands::log::now())
+                .await?
+                .map(Member)
+                .ok_or(ApiError::InvalidSession),
+            Credential::ApiKey(_) => Err(ApiError::SessionRequired),
+        }
+    }
+}
+
+/// The request's id (echoed or made by the request-id middleware).
+pub struct RequestId(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestId(parts.extensions.get::<crate::app::RequestIdValue>().map(|id| id.0.clone())))
+    }
+}
+
+/// The query string as a map, refusing unknown parameters.
+pub struct ListQuery {
+    /// The page asked for.
+    pub page: PageRequest,
+    /// Every other parameter, for the route's own filters.
+    pub filters: HashMap<String, String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let mut filters: HashMap<String, String> = HashMap::new();
+        let pairs = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map_err(|_| ApiError::InvalidQuery("the query string is not valid".into()))?;
+        for (key, value) in pairs.0 {
+            if filters.insert(key.clone(), value).is_some() {
+                return Err(ApiError::InvalidQuery(format!("'{key}' is given more than once")));
+            }
+        }
+        let mut page = PageRequest::default();
+        if let Some(limit) = filters.remove("limit") {
+            page.limit = limit
+                .parse::<i64>()
+                .ok()
+                .filter(|l| (1..=MAX_LIMIT).contains(l))
+                .ok_or_else(|| ApiError::InvalidQuery(format!("limit must be a whole number from 1 to {MAX_LIMIT}")))?;
+        }
+        if let Some(cursor) = filters.remove("cursor") {
+            page.cursor = Some(Cursor::decode(&cursor).map_err(|e| ApiError::InvalidQuery(e.to_string()))?);
+        }
+        Ok(ListQuery { page, filters })
+    }
+}
+
+impl ListQuery {
+    /// Refuses any parameter the route does not know.
+    pub fn only(&self, known: &[&str]) -> Result<(), ApiError> {
+        match self.filters.keys().find(|k| !known.contains(&k.as_str())) {
+            Some(unknown) => Err(ApiError::InvalidQuery(format!("unknown query parameter '{unknown}'"))),
+            None => Ok(()),
+        }
+    }
+}

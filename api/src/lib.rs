@@ -1,0 +1,9 @@
+//! Esqase's HTTP API (axum) and the `esqase` binary's commands.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod serve;
+pub mod testing;

@@ -1,0 +1,38 @@
+//! `esqase`: serve the API, migrate the database, rebuild projections.
+
+use api::config::{Cli, Command, ProjectionsCommand};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .json()
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve => {
+            let running = api::serve::start(cli.settings).await?;
+            tracing::info!(addr = %running.addr, "listening");
+            let shutdown = running.shutdown.clone();
+            tokio::spawn(async move {
+                api::serve::shutdown_signal().await;
+                tracing::info!("shutting down");
+                shutdown.cancel();
+            });
+            running.wait().await
+        }
+        Command::Migrate => {
+            commands::db::connect(&cli.settings.database_url, 2).await?.close().await;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Projections { command: ProjectionsCommand::Rebuild { name } } => {
+            let pool = commands::db::connect(&cli.settings.database_url, 2).await?;
+            let replayed = projections::rebuild::rebuild(&pool, &name).await?;
+            tracing::info!(projection = %name, events = replayed, "rebuilt");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Starting the service: database, NATS, relay, HTTP; and stopping it cleanly.
+
+use crate::app::{router, AppState};
+use crate::config::{Settings, Signup};
+use commands::nats::NatsNames;
+use commands::relay::{Relay, RelayStatus};
+use commands::{Commands, EventLog, NoBarrier};
+use projections::read_models::PgReadModels;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// A running service.
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Cancel to stop it: the listener stops accepting, in-flight requests finish, tasks end.
+    pub shutdown: CancellationToken,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Waits until every task of the service has ended (after `shutdown`, or a fatal error).
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let mut result = Ok(());
+        while let Some(ended) = self.tasks.join_next().await {
+            let outcome = ended.map_err(anyhow::Error::from).and_then(|r| r);
+            if let Err(error) = outcome {
+                tracing::error!(%error, "a service task failed");
+                self.shutdown.cancel();
+                result = Err(error);
+            }
+        }
+        result
+    }
+}
+
+/// Creates the database if missing, applies migrations, connects to NATS, starts the relay and
+/// serves the API. Returns once it listens.
+pub async fn start(settings: Settings) -> anyhow::Result<Running> {
+    let names = NatsNames::new(&settings.nats_prefix)?;
+    let pool = commands::db::connect(&settings.database_url, settings.db_max_connections).await?;
+    // Connect in the background: with NATS down the service still takes commands, and the
+    // relay catches up when NATS returns.
+    let nats = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .name(format!("esqase-{}", names.prefix()))
+        .connect(&settings.nats_url)
+        .await?;
+    let log = EventLog::new(pool.clone(), Arc::new(PgReadModels), Arc::new(NoBarrier));
+    let relay_status = Arc::new(RelayStatus::default());
+    let relay = Relay {
+        pool: pool.clone(),
+        jetstream: async_nats::jetstream::new(nats.clone()),
+        names: names.clone(),
+        wake: log.commit_signal(),
+        status: relay_status.clone(),
+    };
+    let state = Arc::new(AppState {
+        commands: Commands { log, session_ttl: chrono::TimeDelta::hours(i64::from(settings.session_ttl_hours)) },
+        signup_open: settings.signup == Signup::Open,
+        nats,
+        relay: relay_status,
+    });
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+    let addr = listener.local_addr()?;
+    let mut tasks = JoinSet::new();
+    {
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            relay.run(shutdown).await;
+            Ok(())
+        });
+    }
+    {
+        let shutdown = shutdown.clone();
+        let app = router(state);
+        tasks.spawn(async move {
+            axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+            Ok(())
+        });
+    }
+    Ok(Running { addr, shutdown, tasks })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,69 @@
+//! Spawning the whole service for tests: its own database, its own NATS prefix, port 0, so
+//! tests run in parallel and twice in a row against the machine's Postgres and NATS.
+
+use crate::config::{Settings, Signup};
+use crate::serve::{start, Running};
+use std::net::SocketAddr;
+
+/// A service started for one test; its database is dropped when it is [`TestApp::stop`]ped.
+pub struct TestApp {
+    /// Where it listens, e.g. `http://127.0.0.1:40123`.
+    pub base_url: String,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// The settings it runs with (its own database URL and NATS prefix).
+    pub settings: Settings,
+    running: Option<Running>,
+}
+
+/// Settings for a fresh, isolated service: a unique database and NATS prefix, port 0.
+pub fn isolated_settings() -> Settings {
+    let unique = uuid::Uuid::now_v7().simple().to_string();
+    let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let database_url = match base.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/esqase_test_{unique}"),
+        None => format!("{base}/esqase_test_{unique}"),
+    };
+    Settings {
+        database_url,
+        nats_url: std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into()),
+        nats_prefix: format!("t{unique}"),
+        listen: "127.0.0.1:0".parse().expect("a valid literal address"),
+        usage_flush_ms: 200,
+        expiry_sweep_ms: 500,
+        signup: Signup::Open,
+        session_ttl_hours: 12,
+        db_max_connections: 10,
+    }
+}
+
+impl TestApp {
+    /// Starts a service with [`isolated_settings`].
+    pub async fn spawn() -> anyhow::Result<TestApp> {
+        Self::spawn_with(isolated_settings()).await
+    }
+
+    /// Starts a service with `settings`.
+    pub async fn spawn_with(settings: Settings) -> anyhow::Result<TestApp> {
+        let running = start(settings.clone()).await?;
+        let addr = running.addr;
+        Ok(TestApp { base_url: format!("http://{addr}"), addr, settings, running: Some(running) })
+    }
+
+    /// Stops the service, drops its database and deletes its JetStream stream.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(running) = self.running.take() {
+            running.shutdown.cancel();
+            running.wait().await?;
+        }
+        commands::db::drop_database(&self.settings.database_url).await?;
+        if let Ok(client) = async_nats::connect(&self.settings.nats_url).await {
+            let js = async_nats::jetstream::new(client);
+            let names = commands::nats::NatsNames::new(&self.settings.nats_prefix)?;
+            // Best effort: the stream may never have been created if NATS was down.
+            let _ = js.delete_stream(names.stream()).await;
+            let _ = js.delete_key_value(names.nodes_bucket()).await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,168 @@
+//! People's credentials: password hashes, sessions and invitations. None of them is an event:
+//! a password hash or a token hash never enters the log, and so never the audit log.
+
+use crate::error::CommandError;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use domain::names::{FirmTimeZone, Password};
+use domain::secret::{BearerToken, TokenKind};
+use domain::{FirmId, Grid, MemberId, Permission, PermissionSet, Role, Timestamp};
+use sqlx::{PgConnection, PgPool};
+use std::sync::OnceLock;
+
+/// A member signed in with a session token, as of this request.
+#[derive(Clone, Debug)]
+pub struct SignedInMember {
+    /// Who.
+    pub member_id: MemberId,
+    /// Their name.
+    pub name: String,
+    /// Their firm.
+    pub firm_id: FirmId,
+    /// The firm's time zone (for expiry dates).
+    pub time_zone: FirmTimeZone,
+    /// Their role now.
+    pub role: Role,
+    /// What their role may do now, in their firm's grid.
+    pub permissions: PermissionSet,
+}
+
+impl SignedInMember {
+    /// Refuses the request unless the member's role holds `permission`.
+    pub fn require(&self, permission: Permission) -> Result<(), CommandError> {
+        if self.permissions.contains(permission) {
+            Ok(())
+        } else {
+            Err(CommandError::PermissionDenied)
+        }
+    }
+
+    /// Refuses the request unless the member is the firm's owner.
+    pub fn require_owner(&self) -> Result<(), CommandError> {
+        if self.role == Role::Owner {
+            Ok(())
+        } else {
+            Err(CommandError::PermissionDenied)
+        }
+    }
+}
+
+/// A session just started: the token is shown to the member once.
+pub struct NewSession {
+    /// The bearer token (`esqs_…`).
+    pub token: BearerToken,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+}
+
+/// Hashes a password with argon2 (default parameters), off the async threads.
+pub async fn hash_password(password: Password) -> Result<String, CommandError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        Argon2::default()
+            .hash_password(password.expose().as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| CommandError::Internal(format!("password hashing failed: {e}")))
+    })
+    .await
+    .map_err(|e| CommandError::Internal(format!("password hashing task failed: {e}")))?
+}
+
+/// Checks a password against a stored hash, off the async threads. With no stored hash (no such
+/// member) it checks against a fixed one, so a wrong email takes as long as a wrong password.
+pub async fn verify_password(password: String, stored: Option<String>) -> Result<bool, CommandError> {
+    tokio::task::spawn_blocking(move || {
+        let known = stored.is_some();
+        let hash = stored.unwrap_or_else(|| dummy_hash().to_owned());
+        let matches = PasswordHash::new(&hash)
+            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .unwrap_or(false);
+        known && matches
+    })
+    .await
+    .map_err(|e| CommandError::Internal(format!("password check task failed: {e}")))
+}
+
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        Argon2::default()
+            .hash_password(b"not anyone's password", &salt)
+            .map(|h| h.to_string())
+            // Hashing a constant with a fresh salt and default parameters cannot fail; if it
+            // somehow did, verification against "" fails too, which is the safe answer.
+            .unwrap_or_default()
+    })
+}
+
+/// Starts a session for `member`, inside the caller's transaction.
+pub async fn start_session(
+    conn: &mut PgConnection,
+    member: MemberId,
+    firm: FirmId,
+    now: Timestamp,
+    ttl: chrono::TimeDelta,
+) -> Result<NewSession, CommandError> {
+    let token = BearerToken::generate(TokenKind::Session);
+    let expires_at = now + ttl;
+    sqlx::query(
+        "INSERT INTO sessions (token_hash, member_id, firm_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(token.hash().as_slice())
+    .bind(member.as_uuid())
+    .bind(firm.as_uuid())
+    .bind(now)
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
+    Ok(NewSession { token, expires_at })
+}
+
+/// The member behind a session token, if the token is live and the member active.
+pub async fn authenticate(
+    pool: &PgPool,
+    token: &BearerToken,
+    now: Timestamp,
+) -> Result<Option<SignedInMember>, CommandError> {
+    let row: Option<(uuid::Uuid, String, uuid::Uuid, String, String, Option<Vec<String>>)> = sqlx::query_as(
+        "SELECT m.id, m.name, m.firm_id, f.time_zone, m.role, rp.permissions
+         FROM sessions s
+         JOIN members m ON m.id = s.member_id AND m.status = 'active'
+         JOIN firms f ON f.id = m.firm_id
+         LEFT JOIN role_permissions rp ON rp.firm_id = m.firm_id AND rp.role = m.role
+         WHERE s.token_hash = $1 AND s.expires_at > $2",
+    )
+    .bind(token.hash().as_slice())
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    let Some((member_id, name, firm_id, time_zone, role, permissions)) = row else { return Ok(None) };
+    let role = Role::parse(&role).map_err(|e| CommandError::Internal(e.to_string()))?;
+    let permissions = match role {
+        Role::Owner => Grid::default().permissions(Role::Owner),
+        _ => PermissionSet::parse(&permissions.unwrap_or_default()).map_err(|_| {
+            CommandError::Internal(format!("role_permissions of firm {firm_id} holds an unknown permission"))
+        })?,
+    };
+    Ok(Some(SignedInMember {
+        member_id: MemberId::from_uuid(member_id),
+        name,
+        firm_id: FirmId::from_uuid(firm_id),
+        time_zone: FirmTimeZone::parse(&time_zone).unwrap_or_default(),
+        role,
+        permissions,
+    }))
+}
+
+/// Ends one session at once.
+pub async fn end_session(pool: &PgPool, token: &BearerToken) -> Result<(), CommandError> {
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token.hash().as_slice()).execute(pool).await?;
+    Ok(())
+}
+
+/// Ends every session of a member, inside the caller's transaction.
+pub async fn end_sessions_of(conn: &mut PgConnection, member: MemberId) -> Result<(), CommandError> {
+    sqlx::query("DELETE FROM sessions WHERE member_id = $1").bind(member.as_uuid()).execute(conn).await?;
+    Ok(())
+}

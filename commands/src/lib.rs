@@ -1,0 +1,26 @@
+//! Esqase's write side: the Postgres event log, one handler per command, and the relay that
+//! publishes committed events to NATS JetStream.
+
+pub mod aggregates;
+pub mod api_keys;
+pub mod auth;
+pub mod db;
+pub mod error;
+pub mod firms;
+pub mod log;
+pub mod members;
+pub mod nats;
+pub mod relay;
+pub mod store;
+
+pub use error::CommandError;
+pub use log::{Barrier, EventLog, NoBarrier, ReadModels};
+pub use store::{FeedPosition, Metadata, RecordedEvent};
+
+/// The command handlers, over one event log.
+pub struct Commands {
+    /// The log every command appends to.
+    pub log: EventLog,
+    /// How long a new session lasts.
+    pub session_ttl: chrono::TimeDelta,
+}

@@ -1,0 +1,148 @@
+//! The command side's entry point: a transaction per command, serialized per firm, that
+//! appends events, folds them into the read models, commits, wakes the relay and waits until
+//! every node's verification state reflects them.
+
+use crate::error::CommandError;
+use crate::store::{self, Append, FeedPosition, Metadata, RecordedEvent};
+use domain::FirmId;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// The Postgres read models that a command's own transaction keeps current, so that its
+/// response (and every read after it) already reflects its events.
+#[async_trait::async_trait]
+pub trait ReadModels: Send + Sync {
+    /// Folds `events`, just appended, in the appending transaction. Applying one twice changes nothing.
+    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error>;
+}
+
+/// Waits until every live node's verification state has applied the feed up to a position.
+#[async_trait::async_trait]
+pub trait Barrier: Send + Sync {
+    /// Returns once every live node has applied `position`, or once the bound passes (a node
+    /// that is not current by then has stopped trusting its cache).
+    async fn wait_for(&self, position: FeedPosition);
+}
+
+/// A barrier for processes that verify nothing (the CLI, some tests).
+pub struct NoBarrier;
+
+#[async_trait::async_trait]
+impl Barrier for NoBarrier {
+    async fn wait_for(&self, _position: FeedPosition) {}
+}
+
+/// The event log as commands use it.
+pub struct EventLog {
+    /// The database: the log's truth and the read models.
+    pub pool: PgPool,
+    /// Folded inline, in each command's transaction.
+    read_models: Arc<dyn ReadModels>,
+    /// Consulted after each commit, so that "the very next request" sees the change on every node.
+    barrier: Arc<dyn Barrier>,
+    /// Wakes this node's relay the moment a command commits (other nodes hear a NOTIFY).
+    committed: Arc<Notify>,
+    /// Events appended by this process, for `/metrics`.
+    appended: AtomicU64,
+}
+
+/// The Postgres channel on which a commit is announced to every node's relay.
+pub const FEED_CHANNEL: &str = "esqase_feed";
+
+/// One command's transaction, serialized with every other command of the same firm.
+pub struct CommandTx {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl CommandTx {
+    /// The connection, for loading streams and for writes that belong with the events.
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+}
+
+impl EventLog {
+    /// A log over `pool` that keeps `read_models` current and waits on `barrier`.
+    pub fn new(pool: PgPool, read_models: Arc<dyn ReadModels>, barrier: Arc<dyn Barrier>) -> Self {
+        EventLog { pool, read_models, barrier, committed: Arc::new(Notify::new()), appended: AtomicU64::new(0) }
+    }
+
+    /// The signal this log raises after each commit (the relay waits on it).
+    pub fn commit_signal(&self) -> Arc<Notify> {
+        self.committed.clone()
+    }
+
+    /// How many events this process has appended.
+    pub fn appended(&self) -> u64 {
+        self.appended.load(Ordering::Relaxed)
+    }
+
+    /// Starts a command on `firm`'s data.
+    ///
+    /// Commands of one firm take turns (a transaction-scoped advisory lock, taken before the
+    /// first write so before the transaction has an id). So within a firm, feed order is commit
+    /// order: decisions see the latest state, and the audit chain is the same on every rebuild.
+    pub async fn begin(&self, firm: FirmId) -> Result<CommandTx, CommandError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(firm_lock_key(firm)).execute(&mut *tx).await?;
+        Ok(CommandTx { tx })
+    }
+
+    /// Appends `appends` and folds them into the read models, inside the command's transaction.
+    pub async fn append(
+        &self,
+        tx: &mut CommandTx,
+        metadata: &Metadata,
+        appends: &[Append],
+    ) -> Result<Vec<RecordedEvent>, CommandError> {
+        let recorded = store::append(&mut tx.tx, metadata, appends).await?;
+        self.read_models.apply(&mut tx.tx, &recorded).await?;
+        Ok(recorded)
+    }
+
+    /// Commits, wakes the relays, and returns once every node reflects `recorded`.
+    pub async fn commit(&self, tx: CommandTx, recorded: &[RecordedEvent]) -> Result<(), CommandError> {
+        tx.tx.commit().await?;
+        self.announce(recorded).await;
+        Ok(())
+    }
+
+    /// Tells the relays that events were committed, and waits for the barrier.
+    pub async fn announce(&self, recorded: &[RecordedEvent]) {
+        let Some(last) = recorded.iter().map(|e| e.feed).max() else { return };
+        self.appended.fetch_add(recorded.len() as u64, Ordering::Relaxed);
+        self.committed.notify_one();
+        // Other nodes' relays listen; if this fails their fallback poll still finds the events.
+        if let Err(error) = sqlx::query("SELECT pg_notify($1, '')").bind(FEED_CHANNEL).execute(&self.pool).await {
+            tracing::warn!(%error, "could not announce a commit to other nodes");
+        }
+        self.barrier.wait_for(last).await;
+    }
+}
+
+/// The advisory lock key of a firm's command serialization.
+fn firm_lock_key(firm: FirmId) -> i64 {
+    let bytes = firm.as_uuid().into_bytes();
+    // UUID v7's random tail: 8 well-mixed bytes; a rare collision only serializes two firms.
+    i64::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]])
+}
+
+/// Runs an attempt (an `async` block that loads, decides and commits); if it lost a race on a
+/// stream, decides again once on the new state. A macro, not a function taking a closure, so the
+/// attempt's future stays `Send` for axum.
+#[macro_export]
+macro_rules! retry_once {
+    ($attempt:expr) => {
+        match $attempt.await {
+            Err($crate::CommandError::Conflict) => $attempt.await,
+            other => other,
+        }
+    };
+}
+
+/// The current time at the contract's precision.
+pub fn now() -> domain::Timestamp {
+    domain::to_millis(chrono::Utc::now())
+}

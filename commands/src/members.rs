@@ -1,0 +1,270 @@
+//! Members: invitations, logging in and out, role changes and removal.
+
+use crate::aggregates::{load_api_key, load_member};
+use crate::auth::{end_sessions_of, hash_password, start_session, verify_password, NewSession, SignedInMember};
+use crate::error::CommandError;
+use crate::firms::required;
+use crate::log::now;
+use crate::retry_once;
+use crate::store::{Append, Metadata};
+use crate::Commands;
+use domain::api_key::{self, ApiKeyCommand};
+use domain::events::RevocationReason;
+use domain::member::{self, MemberCommand};
+use domain::names::{Email, Password, PersonName};
+use domain::secret::{BearerToken, TokenKind};
+use domain::{Actor, ApiKeyId, FieldErrors, FirmId, MemberId, Permission, Role};
+use serde::Deserialize;
+
+/// How long an invitation stays valid.
+pub const INVITATION_TTL: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// `POST /v1/members`, as sent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InviteRequest {
+    /// Their name.
+    pub name: Option<String>,
+    /// Their login.
+    pub email: Option<String>,
+    /// Their role (not `owner`).
+    pub role: Option<String>,
+}
+
+/// An invitation just made: the token is shown once.
+pub struct Invitation {
+    /// The invited member.
+    pub member_id: MemberId,
+    /// The token (`esqi_…`).
+    pub token: BearerToken,
+}
+
+/// `POST /v1/sessions` and `POST /v1/invitations/accept`, as sent.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsRequest {
+    /// For a login.
+    pub email: Option<String>,
+    /// For accepting an invitation.
+    pub token: Option<String>,
+    /// The password.
+    pub password: Option<String>,
+}
+
+/// A member signed in.
+pub struct SignIn {
+    /// Who.
+    pub member_id: MemberId,
+    /// Their session.
+    pub session: NewSession,
+}
+
+fn parse_role(raw: &str) -> Result<Role, String> {
+    match Role::parse(raw) {
+        Ok(Role::Owner) => Err("the owner role cannot be given; choose administrator, attorney or staff".into()),
+        Ok(role) => Ok(role),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl Commands {
+    /// Invites someone into the caller's firm.
+    pub async fn invite_member(
+        &self,
+        by: &SignedInMember,
+        request: InviteRequest,
+        request_id: Option<String>,
+    ) -> Result<Invitation, CommandError> {
+        by.require(Permission::Members)?;
+        let mut errors = FieldErrors::new();
+        let name = required(&mut errors, "name", request.name.as_deref(), PersonName::parse);
+        let email = required(&mut errors, "email", request.email.as_deref(), Email::parse);
+        let role = required(&mut errors, "role", request.role.as_deref(), parse_role);
+        let (Some(name), Some(email), Some(role)) = (name, email, role) else { return Err(errors.into()) };
+        let member_id = MemberId::new();
+        let at = now();
+        let events = member::decide(None, MemberCommand::Invite { name, email, role })?;
+        let metadata =
+            Metadata { firm_id: by.firm_id, actor: Actor::Member(by.member_id), request_id, occurred_at: at };
+        let mut tx = self.log.begin(by.firm_id).await?;
+        let recorded = self
+            .log
+            .append(&mut tx, &metadata, &[Append { stream_id: member_id.as_uuid(), expected_version: 0, events }])
+            .await?;
+        let token = BearerToken::generate(TokenKind::Invitation);
+        sqlx::query("INSERT INTO invitations (token_hash, member_id, expires_at) VALUES ($1, $2, $3)")
+            .bind(token.hash().as_slice())
+            .bind(member_id.as_uuid())
+            .bind(at + INVITATION_TTL)
+            .execute(tx.conn())
+            .await?;
+        self.log.commit(tx, &recorded).await?;
+        Ok(Invitation { member_id, token })
+    }
+
+    /// Accepts an invitation: sets the password and signs the member in.
+    pub async fn accept_invitation(
+        &self,
+        request: CredentialsRequest,
+        request_id: Option<String>,
+    ) -> Result<SignIn, CommandError> {
+        let mut errors = FieldErrors::new();
+        let token = required(&mut errors, "token", request.token.as_deref(), |raw| {
+            BearerToken::parse(TokenKind::Invitation, raw.trim())
+                .map_err(|_| "must be the esqi_… token from the invitation")
+        });
+        let password = required(&mut errors, "password", request.password.as_deref(), Password::parse);
+        let (Some(token), Some(password)) = (token, password) else { return Err(errors.into()) };
+        let password_hash = hash_password(password).await?;
+        let at = now();
+        let found: Option<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
+            "SELECT i.member_id, m.firm_id FROM invitations i JOIN members m ON m.id = i.member_id
+             WHERE i.token_hash = $1 AND i.accepted_at IS NULL AND i.expires_at > $2",
+        )
+        .bind(token.hash().as_slice())
+        .bind(at)
+        .fetch_optional(&self.log.pool)
+        .await?;
+        let (member_id, firm_id) = found.ok_or(CommandError::InvalidInvitation)?;
+        let (member_id, firm_id) = (MemberId::from_uuid(member_id), FirmId::from_uuid(firm_id));
+        let mut tx = self.log.begin(firm_id).await?;
+        // Claim the invitation under the firm's lock: of two concurrent accepts, one wins.
+        let claimed = sqlx::query(
+            "UPDATE invitations SET accepted_at = $2 WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $2",
+        )
+        .bind(token.hash().as_slice())
+        .bind(at)
+        .execute(tx.conn())
+        .await?;
+        if claimed.rows_affected() != 1 {
+            return Err(CommandError::InvalidInvitation);
+        }
+        let loaded = load_member(tx.conn(), firm_id, member_id).await?;
+        let events = member::decide(loaded.state.as_ref(), MemberCommand::AcceptInvitation).map_err(|e| match e {
+            member::MemberError::Removed => CommandError::InvalidInvitation,
+            other => other.into(),
+        })?;
+        let metadata = Metadata { firm_id, actor: Actor::Member(member_id), request_id, occurred_at: at };
+        let recorded = self
+            .log
+            .append(
+                &mut tx,
+                &metadata,
+                &[Append { stream_id: member_id.as_uuid(), expected_version: loaded.version, events }],
+            )
+            .await?;
+        sqlx::query("INSERT INTO member_passwords (member_id, password_hash) VALUES ($1, $2)")
+            .bind(member_id.as_uuid())
+            .bind(&password_hash)
+            .execute(tx.conn())
+            .await?;
+        let session = start_session(tx.conn(), member_id, firm_id, at, self.session_ttl).await?;
+        self.log.commit(tx, &recorded).await?;
+        Ok(SignIn { member_id, session })
+    }
+
+    /// Logs a member in. A wrong email and a wrong password answer the same, in about the same time.
+    pub async fn log_in(&self, request: CredentialsRequest) -> Result<SignIn, CommandError> {
+        let mut errors = FieldErrors::new();
+        let email =
+            required(&mut errors, "email", request.email.as_deref(), |raw| Ok::<_, String>(raw.trim().to_lowercase()));
+        let password =
+            required(&mut errors, "password", request.password.as_deref(), |raw| Ok::<_, String>(raw.to_owned()));
+        let (Some(email), Some(password)) = (email, password) else { return Err(errors.into()) };
+        let found: Option<(uuid::Uuid, uuid::Uuid, String)> = sqlx::query_as(
+            "SELECT m.id, m.firm_id, p.password_hash FROM members m JOIN member_passwords p ON p.member_id = m.id
+             WHERE m.email = $1 AND m.status = 'active'",
+        )
+        .bind(&email)
+        .fetch_optional(&self.log.pool)
+        .await?;
+        let stored = found.as_ref().map(|(_, _, hash)| hash.clone());
+        if !verify_password(password, stored).await? {
+            return Err(CommandError::InvalidLogin);
+        }
+        let Some((member_id, firm_id, _)) = found else { return Err(CommandError::InvalidLogin) };
+        let (member_id, firm_id) = (MemberId::from_uuid(member_id), FirmId::from_uuid(firm_id));
+        let mut conn = self.log.pool.acquire().await?;
+        let session = start_session(&mut conn, member_id, firm_id, now(), self.session_ttl).await?;
+        Ok(SignIn { member_id, session })
+    }
+
+    /// Changes a member's role (owner only; the owner's own role is fixed).
+    pub async fn change_member_role(
+        &self,
+        by: &SignedInMember,
+        member_id: MemberId,
+        role: Option<String>,
+        request_id: Option<String>,
+    ) -> Result<(), CommandError> {
+        by.require_owner()?;
+        let mut errors = FieldErrors::new();
+        let role = required(&mut errors, "role", role.as_deref(), parse_role);
+        let Some(role) = role else { return Err(errors.into()) };
+        retry_once!(async {
+            let mut tx = self.log.begin(by.firm_id).await?;
+            let loaded = load_member(tx.conn(), by.firm_id, member_id).await?;
+            let events = member::decide(loaded.state.as_ref(), MemberCommand::ChangeRole { role })?;
+            let metadata = Metadata {
+                firm_id: by.firm_id,
+                actor: Actor::Member(by.member_id),
+                request_id: request_id.clone(),
+                occurred_at: now(),
+            };
+            let recorded = self
+                .log
+                .append(
+                    &mut tx,
+                    &metadata,
+                    &[Append { stream_id: member_id.as_uuid(), expected_version: loaded.version, events }],
+                )
+                .await?;
+            self.log.commit(tx, &recorded).await?;
+            Ok::<_, CommandError>(())
+        })
+    }
+
+    /// Removes a member: their sessions end and every Active key they created is revoked, at once.
+    pub async fn remove_member(
+        &self,
+        by: &SignedInMember,
+        member_id: MemberId,
+        request_id: Option<String>,
+    ) -> Result<(), CommandError> {
+        by.require(Permission::Members)?;
+        retry_once!(async {
+            let mut tx = self.log.begin(by.firm_id).await?;
+            let loaded = load_member(tx.conn(), by.firm_id, member_id).await?;
+            let events = member::decide(loaded.state.as_ref(), MemberCommand::Remove)?;
+            let at = now();
+            let mut appends = vec![Append { stream_id: member_id.as_uuid(), expected_version: loaded.version, events }];
+            let keys: Vec<uuid::Uuid> = sqlx::query_scalar(
+                "SELECT id FROM api_keys WHERE created_by = $1 AND lifecycle = 'active' ORDER BY id",
+            )
+            .bind(member_id.as_uuid())
+            .fetch_all(tx.conn())
+            .await?;
+            for key_id in keys {
+                let key = load_api_key(tx.conn(), by.firm_id, ApiKeyId::from_uuid(key_id)).await?;
+                // A key already past its expiry is not Active: nothing to revoke.
+                if let Ok(events) = api_key::decide(
+                    key.state.as_ref(),
+                    ApiKeyCommand::Revoke { reason: RevocationReason::CreatorRemoved },
+                    at,
+                ) {
+                    appends.push(Append { stream_id: key_id, expected_version: key.version, events });
+                }
+            }
+            let metadata = Metadata {
+                firm_id: by.firm_id,
+                actor: Actor::Member(by.member_id),
+                request_id: request_id.clone(),
+                occurred_at: at,
+            };
+            let recorded = self.log.append(&mut tx, &metadata, &appends).await?;
+            end_sessions_of(tx.conn(), member_id).await?;
+            self.log.commit(tx, &recorded).await?;
+            Ok::<_, CommandError>(())
+        })
+    }
+}

@@ -1,0 +1,111 @@
+//! Names and set-up of what this deployment keeps in NATS, all derived from one prefix so that
+//! deployments and test runs can share a server without seeing each other.
+
+use async_nats::jetstream;
+use std::time::Duration;
+
+/// The names of a deployment's JetStream stream, subjects and KV bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NatsNames {
+    prefix: String,
+}
+
+/// A prefix that cannot name NATS things.
+#[derive(Debug, thiserror::Error)]
+#[error("ESQASE_NATS_PREFIX must be 1 to 64 letters, digits, '-' or '_', not '{0}'")]
+pub struct BadPrefix(String);
+
+impl NatsNames {
+    /// Checks the prefix: it is part of subject, stream and bucket names.
+    pub fn new(prefix: &str) -> Result<Self, BadPrefix> {
+        let ok = !prefix.is_empty()
+            && prefix.len() <= 64
+            && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if ok {
+            Ok(NatsNames { prefix: prefix.to_owned() })
+        } else {
+            Err(BadPrefix(prefix.to_owned()))
+        }
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The JetStream stream holding the event feed.
+    pub fn stream(&self) -> String {
+        format!("{}_events", self.prefix)
+    }
+
+    /// Every subject of the event feed.
+    pub fn all_subjects(&self) -> String {
+        format!("{}.*.*.*", self.prefix)
+    }
+
+    /// One event's subject: `<prefix>.<firm_id>.<stream kind>.<event type>`.
+    pub fn subject(&self, firm: domain::FirmId, kind: domain::StreamKind, event_type: &str) -> String {
+        format!("{}.{}.{}.{}", self.prefix, firm, kind.as_str(), event_type)
+    }
+
+    /// The KV bucket where nodes publish how far they have applied the feed.
+    pub fn nodes_bucket(&self) -> String {
+        format!("{}_nodes", self.prefix)
+    }
+}
+
+/// How long JetStream remembers message ids for de-duplication: a relay that restarts within
+/// this window after publishing but before saving its checkpoint adds no duplicate.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// Creates (or finds) the feed's stream.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    names: &NatsNames,
+) -> Result<jetstream::stream::Stream, async_nats::Error> {
+    let stream = js
+        .get_or_create_stream(jetstream::stream::Config {
+            name: names.stream(),
+            subjects: vec![names.all_subjects()],
+            duplicate_window: DUPLICATE_WINDOW,
+            // The stream is a fast path, not the truth: Postgres keeps every event.
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            storage: jetstream::stream::StorageType::File,
+            ..Default::default()
+        })
+        .await?;
+    Ok(stream)
+}
+
+/// Header names of the feed's messages.
+pub mod headers {
+    /// The event's place in the feed (`tx_id:position`).
+    pub const POSITION: &str = "Esqase-Position";
+    /// The place of the event the relay published just before it: a follower whose own place
+    /// differs has missed something and reads it from Postgres.
+    pub const PREVIOUS: &str = "Esqase-Previous";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_with_a_dot_or_a_wildcard_is_refused() {
+        assert!(NatsNames::new("esqase").is_ok());
+        assert!(NatsNames::new("test_run-42").is_ok());
+        assert!(NatsNames::new("a.b").is_err());
+        assert!(NatsNames::new("a*").is_err());
+        assert!(NatsNames::new("").is_err());
+    }
+
+    #[test]
+    fn subjects_name_the_firm_the_stream_kind_and_the_event() {
+        let names = NatsNames::new("esqase").expect("valid");
+        let firm = domain::FirmId::from_uuid(uuid::Uuid::nil());
+        assert_eq!(
+            names.subject(firm, domain::StreamKind::ApiKey, "ApiKeyRevoked"),
+            "esqase.00000000-0000-0000-0000-000000000000.api_key.ApiKeyRevoked"
+        );
+    }
+}

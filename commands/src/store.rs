@@ -1,0 +1,322 @@
+//! The Postgres event log: append with an expected version, load a stream, read the global feed.
+
+use domain::{Actor, Event, EventId, FirmId, StreamKind, Timestamp};
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Row};
+use std::fmt;
+use uuid::Uuid;
+
+/// A place in the global feed: the writing transaction's id, then the global sequence.
+///
+/// The feed is ordered by this pair, and only events below the oldest open transaction are
+/// read, so a reader never passes an event that a slower writer has yet to commit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FeedPosition {
+    /// The writing transaction's id (`xid8`).
+    pub tx_id: i64,
+    /// The global sequence (`events.position`).
+    pub position: i64,
+}
+
+impl FeedPosition {
+    /// Before the first event.
+    pub const START: FeedPosition = FeedPosition { tx_id: 0, position: 0 };
+
+    /// Just past every transaction below `xmin`: where a reader stands once it has read all
+    /// that a snapshot with that horizon could see for certain.
+    pub fn below_horizon(xmin: i64) -> FeedPosition {
+        FeedPosition { tx_id: xmin - 1, position: i64::MAX }
+    }
+}
+
+impl fmt::Display for FeedPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.tx_id, self.position)
+    }
+}
+
+impl std::str::FromStr for FeedPosition {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (tx, pos) = s.split_once(':').ok_or("a feed position is tx_id:position")?;
+        Ok(FeedPosition {
+            tx_id: tx.parse().map_err(|_| "bad tx_id")?,
+            position: pos.parse().map_err(|_| "bad position")?,
+        })
+    }
+}
+
+/// What an event carries besides its payload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// The firm the event belongs to.
+    pub firm_id: FirmId,
+    /// Who caused it.
+    pub actor: Actor,
+    /// The HTTP request that caused it, if any.
+    pub request_id: Option<String>,
+    /// When it happened.
+    pub occurred_at: Timestamp,
+}
+
+/// An event as the log holds it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    /// Where it stands in the global feed.
+    pub feed: FeedPosition,
+    /// Its id (also the JetStream message id, for de-duplication).
+    pub id: EventId,
+    /// The aggregate it belongs to.
+    pub stream_id: Uuid,
+    /// The aggregate's kind.
+    pub stream_kind: StreamKind,
+    /// Its version within the stream, from 1.
+    pub version: i32,
+    /// What happened.
+    pub event: Event,
+    /// Who, when, for which firm.
+    pub metadata: Metadata,
+}
+
+impl RecordedEvent {
+    /// The acting member, if a member acted.
+    pub fn member_actor(&self) -> Option<domain::MemberId> {
+        match self.metadata.actor {
+            Actor::Member(id) => Some(id),
+            Actor::System => None,
+        }
+    }
+}
+
+/// Events to append to one stream, which must be at `expected_version` (0 for a new stream).
+#[derive(Clone, Debug)]
+pub struct Append {
+    /// The aggregate.
+    pub stream_id: Uuid,
+    /// The version the decision was made against.
+    pub expected_version: i32,
+    /// What to record (may be empty: then nothing is written for this stream).
+    pub events: Vec<Event>,
+}
+
+/// Why the log refused or failed an operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer appended to the stream first.
+    #[error("concurrent write to stream {0}")]
+    Conflict(Uuid),
+    /// A stored payload no longer deserializes (a bug or a corrupted row).
+    #[error("event {position} cannot be read: {source}")]
+    Corrupt {
+        /// The global sequence of the bad row.
+        position: i64,
+        /// What failed.
+        source: serde_json::Error,
+    },
+    /// Postgres failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+const SELECT_EVENTS: &str = "SELECT position, tx_id::text::bigint AS tx_id, id, stream_id, stream_kind, version, \
+     event_type, payload, firm_id, actor, request_id, occurred_at FROM events";
+
+fn decode(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    let position: i64 = row.try_get("position")?;
+    let corrupt = |source| StoreError::Corrupt { position, source };
+    let kind: String = row.try_get("stream_kind")?;
+    let stream_kind = StreamKind::parse(&kind)
+        .ok_or_else(|| corrupt(serde::de::Error::custom(format!("unknown stream kind {kind}"))))?;
+    let event_type: String = row.try_get("event_type")?;
+    let event = Event::from_stored(&event_type, row.try_get("payload")?).map_err(corrupt)?;
+    let actor: serde_json::Value = row.try_get("actor")?;
+    Ok(RecordedEvent {
+        feed: FeedPosition { tx_id: row.try_get("tx_id")?, position },
+        id: EventId::from_uuid(row.try_get("id")?),
+        stream_id: row.try_get("stream_id")?,
+        stream_kind,
+        version: row.try_get("version")?,
+        event,
+        metadata: Metadata {
+            firm_id: FirmId::from_uuid(row.try_get("firm_id")?),
+            actor: serde_json::from_value(actor).map_err(corrupt)?,
+            request_id: row.try_get("request_id")?,
+            occurred_at: row.try_get("occurred_at")?,
+        },
+    })
+}
+
+/// Appends the events of each stream in one statement, inside the caller's transaction.
+/// A stream not at its expected version is [`StoreError::Conflict`].
+pub async fn append(
+    conn: &mut PgConnection,
+    metadata: &Metadata,
+    appends: &[Append],
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut ids = Vec::new();
+    let mut streams = Vec::new();
+    let mut kinds = Vec::new();
+    let mut versions = Vec::new();
+    let mut types = Vec::new();
+    let mut payloads = Vec::new();
+    for append in appends {
+        for (offset, event) in append.events.iter().enumerate() {
+            ids.push(Uuid::now_v7());
+            streams.push(append.stream_id);
+            kinds.push(event.stream_kind().as_str());
+            // A stream never holds anywhere near i32::MAX events; a batch is a handful.
+            versions.push(append.expected_version + 1 + offset as i32);
+            types.push(event.event_type());
+            payloads.push(event.payload());
+        }
+    }
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Version `expected + 1` exists exactly when another writer got there first: the unique
+    // (stream_id, version) index turns that race into a conflict.
+    let actor = serde_json::to_value(metadata.actor).map_err(|source| StoreError::Corrupt { position: 0, source })?;
+    let rows = sqlx::query(
+        "INSERT INTO events (id, stream_id, stream_kind, version, event_type, payload, firm_id, actor, request_id, occurred_at)
+         SELECT e.id, e.stream_id, e.kind, e.version, e.type, e.payload, $7, $8, $9, $10
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::jsonb[])
+              AS e(id, stream_id, kind, version, type, payload)
+         RETURNING position, tx_id::text::bigint AS tx_id, id, stream_id, stream_kind, version,
+                   event_type, payload, firm_id, actor, request_id, occurred_at",
+    )
+    .bind(&ids)
+    .bind(&streams)
+    .bind(&kinds)
+    .bind(&versions)
+    .bind(&types)
+    .bind(&payloads)
+    .bind(metadata.firm_id.as_uuid())
+    .bind(&actor)
+    .bind(&metadata.request_id)
+    .bind(metadata.occurred_at)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(appends.first().map(|a| a.stream_id).unwrap_or_default())
+        }
+        _ => StoreError::Database(e),
+    })?;
+    let mut recorded = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+    recorded.sort_by_key(|e| e.feed);
+    Ok(recorded)
+}
+
+/// Every event of one stream, in version order.
+pub async fn load_stream(conn: &mut PgConnection, stream_id: Uuid) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows = sqlx::query(&format!("{SELECT_EVENTS} WHERE stream_id = $1 ORDER BY version"))
+        .bind(stream_id)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
+/// Up to `limit` events after `after`, in feed order, never at or past the oldest transaction
+/// still open (whose events might yet commit before ones already visible).
+pub async fn read_feed(pool: &PgPool, after: FeedPosition, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "{SELECT_EVENTS}
+         WHERE (tx_id, position) > ($1::text::xid8, $2)
+           AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+         ORDER BY tx_id, position
+         LIMIT $3"
+    ))
+    .bind(after.tx_id.to_string())
+    .bind(after.position)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(decode).collect()
+}
+
+/// Up to `limit` events after `after`, in feed order, with no horizon: for a reader that holds
+/// a transaction in which nothing new can appear (a rebuild that has locked its tables).
+pub async fn read_all_after(
+    conn: &mut PgConnection,
+    after: FeedPosition,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "{SELECT_EVENTS} WHERE (tx_id, position) > ($1::text::xid8, $2) ORDER BY tx_id, position LIMIT $3"
+    ))
+    .bind(after.tx_id.to_string())
+    .bind(after.position)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(decode).collect()
+}
+
+/// The horizon of a fresh snapshot: every event a feed reader can see now lies below it.
+pub async fn feed_horizon(conn: &mut PgConnection) -> Result<FeedPosition, StoreError> {
+    let xmin: i64 =
+        sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetch_one(conn).await?;
+    Ok(FeedPosition::below_horizon(xmin))
+}
+
+/// The last event a feed reader could read now (`START` for an empty log).
+pub async fn feed_head(pool: &PgPool) -> Result<FeedPosition, StoreError> {
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT tx_id::text::bigint, position FROM events
+         WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
+         ORDER BY tx_id DESC, position DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(tx_id, position)| FeedPosition { tx_id, position }).unwrap_or(FeedPosition::START))
+}
+
+/// A follower's saved place (`START` if it has none).
+pub async fn load_checkpoint(conn: &mut PgConnection, name: &str) -> Result<FeedPosition, StoreError> {
+    let row: Option<(i64, i64)> =
+        sqlx::query_as("SELECT tx_id::text::bigint, position FROM checkpoints WHERE name = $1")
+            .bind(name)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(tx_id, position)| FeedPosition { tx_id, position }).unwrap_or(FeedPosition::START))
+}
+
+/// Saves a follower's place.
+pub async fn save_checkpoint(conn: &mut PgConnection, name: &str, at: FeedPosition) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO checkpoints (name, tx_id, position) VALUES ($1, $2::text::xid8, $3)
+         ON CONFLICT (name) DO UPDATE SET tx_id = EXCLUDED.tx_id, position = EXCLUDED.position, updated_at = now()",
+    )
+    .bind(name)
+    .bind(at.tx_id.to_string())
+    .bind(at.position)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feed_positions_order_by_transaction_before_sequence() {
+        let early_tx_late_seq = FeedPosition { tx_id: 10, position: 99 };
+        let late_tx_early_seq = FeedPosition { tx_id: 11, position: 5 };
+        assert!(early_tx_late_seq < late_tx_early_seq);
+    }
+
+    #[test]
+    fn below_the_horizon_is_past_every_event_of_older_transactions() {
+        let at = FeedPosition::below_horizon(100);
+        assert!(FeedPosition { tx_id: 99, position: i64::MAX - 1 } < at);
+        assert!(at < FeedPosition { tx_id: 100, position: 1 });
+    }
+
+    #[test]
+    fn a_feed_position_round_trips_through_text() {
+        let at = FeedPosition { tx_id: 7, position: 42 };
+        assert_eq!(at.to_string().parse(), Ok(at));
+    }
+}

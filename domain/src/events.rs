@@ -1,0 +1,232 @@
+//! The facts the service records. Every change to a firm, a member or a key is one of these,
+//! appended to the log; every read model is a fold of them.
+
+use crate::allowed_domains::AllowedDomains;
+use crate::names::{Email, FirmName, FirmTimeZone, KeyName, PersonName};
+use crate::permissions::{Grid, PermissionSet, Role, Scopes};
+use crate::secret::{KeyHash, KeyPreview};
+use crate::{MemberId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Which aggregate a stream belongs to; part of each event's NATS subject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamKind {
+    /// A firm: its name, time zone and roles-and-permissions grid.
+    Firm,
+    /// One member of a firm.
+    Member,
+    /// One API key.
+    ApiKey,
+}
+
+impl StreamKind {
+    /// The stored and subject name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StreamKind::Firm => "firm",
+            StreamKind::Member => "member",
+            StreamKind::ApiKey => "api_key",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [StreamKind::Firm, StreamKind::Member, StreamKind::ApiKey].into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// Who caused an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", content = "id", rename_all = "snake_case")]
+pub enum Actor {
+    /// A signed-in member (or, for signup, the owner being created).
+    Member(MemberId),
+    /// The service itself (expiry, usage).
+    System,
+}
+
+/// Why a key was revoked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationReason {
+    /// A member with the `api_keys` permission revoked it.
+    RevokedByMember,
+    /// The member who created it was removed from the firm.
+    CreatorRemoved,
+}
+
+impl RevocationReason {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RevocationReason::RevokedByMember => "revoked_by_member",
+            RevocationReason::CreatorRemoved => "creator_removed",
+        }
+    }
+}
+
+/// Every event, tagged by type. The log stores the tag and the payload separately.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum Event {
+    /// A firm signed up.
+    FirmCreated {
+        /// The firm's name.
+        name: FirmName,
+        /// Where bare expiry dates are read.
+        time_zone: FirmTimeZone,
+        /// The grid the firm starts with.
+        grid: Grid,
+    },
+    /// The owner changed what a role may do.
+    RolePermissionsChanged {
+        /// The role changed (never the owner).
+        role: Role,
+        /// Its permissions before.
+        before: PermissionSet,
+        /// Its permissions after.
+        after: PermissionSet,
+    },
+    /// The owner, created with the firm.
+    MemberRegistered {
+        /// Their name.
+        name: PersonName,
+        /// Their login.
+        email: Email,
+        /// Always `owner` today.
+        role: Role,
+    },
+    /// A member was invited (the actor is who invited them).
+    MemberInvited {
+        /// Their name.
+        name: PersonName,
+        /// Their login.
+        email: Email,
+        /// The role they get (never `owner`).
+        role: Role,
+    },
+    /// An invited member set a password and joined.
+    InvitationAccepted {},
+    /// The owner changed a member's role.
+    MemberRoleChanged {
+        /// The role before.
+        before: Role,
+        /// The role after.
+        after: Role,
+    },
+    /// A member was removed from the firm.
+    MemberRemoved {},
+    /// An API key was created. Holds the secret's hash (for verification), never the secret.
+    ApiKeyCreated {
+        /// The key's label.
+        name: KeyName,
+        /// SHA-256 of the secret.
+        key_hash: KeyHash,
+        /// The masked preview.
+        preview: KeyPreview,
+        /// What the key may do (under its creator's ceiling).
+        scopes: Scopes,
+        /// When it stops working, if ever.
+        expires_at: Option<Timestamp>,
+        /// Where a browser may use it from; empty is Any.
+        allowed_domains: AllowedDomains,
+        /// The member whose access the key inherits.
+        created_by: MemberId,
+    },
+    /// An Active key's allowed domains were edited.
+    ApiKeyDomainsUpdated {
+        /// The list before.
+        before: AllowedDomains,
+        /// The list after.
+        after: AllowedDomains,
+    },
+    /// A key was turned off for good.
+    ApiKeyRevoked {
+        /// Why.
+        reason: RevocationReason,
+    },
+    /// A key authenticated requests (coalesced: one event per key per flush interval).
+    ApiKeyUsed {
+        /// The latest request's time.
+        last_used_at: Timestamp,
+        /// How many requests this event stands for.
+        count: u64,
+    },
+    /// A key passed its expiry and the sweeper recorded it.
+    ApiKeyExpired {},
+}
+
+impl Event {
+    /// The stored type name, e.g. `ApiKeyCreated`.
+    pub const fn event_type(&self) -> &'static str {
+        match self {
+            Event::FirmCreated { .. } => "FirmCreated",
+            Event::RolePermissionsChanged { .. } => "RolePermissionsChanged",
+            Event::MemberRegistered { .. } => "MemberRegistered",
+            Event::MemberInvited { .. } => "MemberInvited",
+            Event::InvitationAccepted {} => "InvitationAccepted",
+            Event::MemberRoleChanged { .. } => "MemberRoleChanged",
+            Event::MemberRemoved {} => "MemberRemoved",
+            Event::ApiKeyCreated { .. } => "ApiKeyCreated",
+            Event::ApiKeyDomainsUpdated { .. } => "ApiKeyDomainsUpdated",
+            Event::ApiKeyRevoked { .. } => "ApiKeyRevoked",
+            Event::ApiKeyUsed { .. } => "ApiKeyUsed",
+            Event::ApiKeyExpired {} => "ApiKeyExpired",
+        }
+    }
+
+    /// The kind of stream this event belongs to.
+    pub const fn stream_kind(&self) -> StreamKind {
+        match self {
+            Event::FirmCreated { .. } | Event::RolePermissionsChanged { .. } => StreamKind::Firm,
+            Event::MemberRegistered { .. }
+            | Event::MemberInvited { .. }
+            | Event::InvitationAccepted {}
+            | Event::MemberRoleChanged { .. }
+            | Event::MemberRemoved {} => StreamKind::Member,
+            Event::ApiKeyCreated { .. }
+            | Event::ApiKeyDomainsUpdated { .. }
+            | Event::ApiKeyRevoked { .. }
+            | Event::ApiKeyUsed { .. }
+            | Event::ApiKeyExpired {} => StreamKind::ApiKey,
+        }
+    }
+
+    /// The payload as stored (the variant's fields, without the tag).
+    pub fn payload(&self) -> serde_json::Value {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(mut tagged)) => tagged.remove("data").unwrap_or(serde_json::Value::Null),
+            // Every variant is a struct variant of plain data, so it always serializes to an object.
+            _ => serde_json::Value::Null,
+        }
+    }
+
+    /// Rebuilds an event from its stored type and payload.
+    pub fn from_stored(event_type: &str, payload: serde_json::Value) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({ "type": event_type, "data": payload }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_round_trips_through_its_stored_type_and_payload() {
+        let event = Event::MemberRoleChanged { before: Role::Staff, after: Role::Attorney };
+        let back = Event::from_stored(event.event_type(), event.payload()).expect("round trip");
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn an_empty_event_stores_an_empty_object() {
+        assert_eq!(Event::MemberRemoved {}.payload(), serde_json::json!({}));
+        assert_eq!(Event::from_stored("MemberRemoved", serde_json::json!({})).ok(), Some(Event::MemberRemoved {}));
+    }
+
+    #[test]
+    fn actors_serialize_with_their_type() {
+        assert_eq!(serde_json::to_value(Actor::System).ok(), Some(serde_json::json!({"type": "system"})));
+    }
+}

@@ -1,0 +1,187 @@
+//! The Postgres read models (firms, role permissions, members, API keys) as a fold of the log.
+//!
+//! Commands apply this fold inside their own transaction, so a response already reflects its
+//! events; `esqase projections rebuild read_models` replays it from the first event. Every
+//! step is idempotent: a row carries its stream's version and an event at or below it is skipped.
+
+use commands::RecordedEvent;
+use domain::{Event, Role};
+use sqlx::PgConnection;
+
+/// The name under which `projections rebuild` knows this fold.
+pub const NAME: &str = "read_models";
+
+/// The tables this fold owns, emptied before a rebuild.
+pub const TABLES: &str = "api_keys, members, role_permissions, firms";
+
+/// The read models, as the command side's inline fold.
+pub struct PgReadModels;
+
+#[async_trait::async_trait]
+impl commands::ReadModels for PgReadModels {
+    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        for event in events {
+            apply(conn, event).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Moves a row's version from below `version` to it; false when the event was applied before.
+async fn advance(conn: &mut PgConnection, table: &str, e: &RecordedEvent) -> Result<bool, sqlx::Error> {
+    let moved = sqlx::query(&format!("UPDATE {table} SET version = $2 WHERE id = $1 AND version < $2"))
+        .bind(e.stream_id)
+        .bind(e.version)
+        .execute(conn)
+        .await?;
+    Ok(moved.rows_affected() == 1)
+}
+
+/// Folds one event into the read models.
+pub async fn apply(conn: &mut PgConnection, e: &RecordedEvent) -> Result<(), sqlx::Error> {
+    let at = e.metadata.occurred_at;
+    let firm = e.metadata.firm_id.as_uuid();
+    match &e.event {
+        Event::FirmCreated { name, time_zone, grid } => {
+            let inserted = sqlx::query(
+                "INSERT INTO firms (id, name, time_zone, created_at, version) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(e.stream_id)
+            .bind(name.as_str())
+            .bind(time_zone.name())
+            .bind(at)
+            .bind(e.version)
+            .execute(&mut *conn)
+            .await?;
+            if inserted.rows_affected() == 1 {
+                for role in [Role::Administrator, Role::Attorney, Role::Staff] {
+                    set_role_permissions(conn, firm, role, grid.permissions(role)).await?;
+                }
+            }
+        }
+        Event::RolePermissionsChanged { role, after, .. } => {
+            if advance(conn, "firms", e).await? {
+                set_role_permissions(conn, firm, *role, *after).await?;
+            }
+        }
+        Event::MemberRegistered { name, email, role } | Event::MemberInvited { name, email, role } => {
+            let joined = matches!(e.event, Event::MemberRegistered { .. });
+            sqlx::query(
+                "INSERT INTO members (id, firm_id, name, email, role, status, joined, created_at, version)
+                 VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(e.stream_id)
+            .bind(firm)
+            .bind(name.as_str())
+            .bind(email.as_str())
+            .bind(role.as_str())
+            .bind(joined)
+            .bind(at)
+            .bind(e.version)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Event::InvitationAccepted {} => {
+            sqlx::query("UPDATE members SET joined = true, version = $2 WHERE id = $1 AND version < $2")
+                .bind(e.stream_id)
+                .bind(e.version)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Event::MemberRoleChanged { after, .. } => {
+            sqlx::query("UPDATE members SET role = $3, version = $2 WHERE id = $1 AND version < $2")
+                .bind(e.stream_id)
+                .bind(e.version)
+                .bind(after.as_str())
+                .execute(&mut *conn)
+                .await?;
+        }
+        Event::MemberRemoved {} => {
+            sqlx::query("UPDATE members SET status = 'removed', version = $2 WHERE id = $1 AND version < $2")
+                .bind(e.stream_id)
+                .bind(e.version)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Event::ApiKeyCreated { name, key_hash, preview, scopes, expires_at, allowed_domains, created_by } => {
+            sqlx::query(
+                "INSERT INTO api_keys (id, firm_id, name, key_hash, preview, scopes, allowed_domains, lifecycle,
+                                       expires_at, created_at, created_by, version)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(e.stream_id)
+            .bind(firm)
+            .bind(name.as_str())
+            .bind(key_hash.as_bytes().as_slice())
+            .bind(preview.as_str())
+            .bind(scopes.as_set().names())
+            .bind(allowed_domains.to_strings())
+            .bind(expires_at)
+            .bind(at)
+            .bind(created_by.as_uuid())
+            .bind(e.version)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Event::ApiKeyDomainsUpdated { after, .. } => {
+            sqlx::query("UPDATE api_keys SET allowed_domains = $3, version = $2 WHERE id = $1 AND version < $2")
+                .bind(e.stream_id)
+                .bind(e.version)
+                .bind(after.to_strings())
+                .execute(&mut *conn)
+                .await?;
+        }
+        Event::ApiKeyRevoked { reason } => {
+            sqlx::query(
+                "UPDATE api_keys SET lifecycle = 'revoked', revoked_at = $3, revoked_by = $4, revoke_reason = $5,
+                        version = $2
+                 WHERE id = $1 AND version < $2",
+            )
+            .bind(e.stream_id)
+            .bind(e.version)
+            .bind(at)
+            .bind(e.member_actor().map(|m| m.as_uuid()))
+            .bind(reason.as_str())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Event::ApiKeyUsed { last_used_at, .. } => {
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = GREATEST(last_used_at, $3), version = $2
+                 WHERE id = $1 AND version < $2",
+            )
+            .bind(e.stream_id)
+            .bind(e.version)
+            .bind(last_used_at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Event::ApiKeyExpired {} => {
+            sqlx::query("UPDATE api_keys SET lifecycle = 'expired', version = $2 WHERE id = $1 AND version < $2")
+                .bind(e.stream_id)
+                .bind(e.version)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn set_role_permissions(
+    conn: &mut PgConnection,
+    firm: uuid::Uuid,
+    role: Role,
+    permissions: domain::PermissionSet,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO role_permissions (firm_id, role, permissions) VALUES ($1, $2, $3)
+         ON CONFLICT (firm_id, role) DO UPDATE SET permissions = EXCLUDED.permissions",
+    )
+    .bind(firm)
+    .bind(role.as_str())
+    .bind(permissions.names())
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! What the API shows, read from the read models.
+
+use crate::page::{Page, PageRequest};
+use chrono::{DateTime, Utc};
+use domain::api_key::{is_past, KeyStatus};
+use domain::{ApiKeyId, FirmId, MemberId, Role};
+use serde::{Serialize, Serializer};
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+/// Serializes a time as the contract writes it.
+fn time<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&domain::format_time(t))
+}
+
+fn optional_time<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => time(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// A member named in another record.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberRef {
+    /// Their id.
+    pub id: Uuid,
+    /// Their name.
+    pub name: String,
+}
+
+/// An API key as the keys table shows it. Never the secret, never its hash.
+#[derive(Clone, Debug, Serialize)]
+pub struct ApiKeyView {
+    /// Its id.
+    pub id: Uuid,
+    /// Its label.
+    pub name: String,
+    /// `esq_ab12cd…wxyz`.
+    pub preview: String,
+    /// Its scopes.
+    pub scopes: Vec<String>,
+    /// Its allowed domains; empty is Any.
+    pub allowed_domains: Vec<String>,
+    /// Active, revoked or expired (expired from the instant `expires_at` passes).
+    pub status: KeyStatus,
+    /// The latest use the table knows of.
+    #[serde(serialize_with = "optional_time")]
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it stops working.
+    #[serde(serialize_with = "optional_time")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was created.
+    #[serde(serialize_with = "time")]
+    pub created_at: DateTime<Utc>,
+    /// Whose access it inherits.
+    pub created_by: MemberRef,
+    /// When it was revoked.
+    #[serde(serialize_with = "optional_time")]
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Who revoked it (null when the service did, e.g. the creator was removed).
+    pub revoked_by: Option<MemberRef>,
+}
+
+const SELECT_KEYS: &str = "SELECT k.id, k.name, k.preview, k.scopes, k.allowed_domains, k.lifecycle, k.last_used_at,
+        k.expires_at, k.created_at, k.created_by, c.name AS created_by_name, k.revoked_at, k.revoked_by,
+        r.name AS revoked_by_name
+     FROM api_keys k
+     JOIN members c ON c.id = k.created_by
+     LEFT JOIN members r ON r.id = k.revoked_by";
+
+fn key_from_row(row: &PgRow, now: DateTime<Utc>) -> Result<ApiKeyView, sqlx::Error> {
+    let lifecycle: String = row.try_get("lifecycle")?;
+    let expires_at: Option<DateTime<Utc>> = row.try_get("expires_at")?;
+    let status = match KeyStatus::parse(&lifecycle) {
+        Some(KeyStatus::Active) if is_past(expires_at, now) => KeyStatus::Expired,
+        Some(status) => status,
+        None => return Err(sqlx::Error::Decode(format!("unknown key lifecycle {lifecycle}").into())),
+    };
+    let revoked_by: Option<Uuid> = row.try_get("revoked_by")?;
+    let revoked_by_name: Option<String> = row.try_get("revoked_by_name")?;
+    Ok(ApiKeyView {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        preview: row.try_get("preview")?,
+        scopes: row.try_get("scopes")?,
+        allowed_domains: row.try_get("allowed_domains")?,
+        status,
+        last_used_at: row.try_get("last_used_at")?,
+        expires_at,
+        created_at: row.try_get("created_at")?,
+        created_by: MemberRef { id: row.try_get("created_by")?, name: row.try_get("created_by_name")? },
+        revoked_at: row.try_get("revoked_at")?,
+        revoked_by: revoked_by.zip(revoked_by_name).map(|(id, name)| MemberRef { id, name }),
+    })
+}
+
+/// One key of `firm` (another firm's key is `None`, as if it did not exist).
+pub async fn api_key(pool: &PgPool, firm: FirmId, id: ApiKeyId, now: DateTime<Utc>) -> Result<Option<ApiKeyView>, sqlx::Error> {
+    let row = sqlx::query(&format!("{SELECT_KEYS} WHERE k.firm_id = $1 AND k.id = $2"))
+        .bind(firm.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(pool)
+        .await?;
+    row.map(|r| key_from_row(&r, now)).transpose()
+}
+
+/// A page of `firm`'s keys, newest first, optionally only those of one status at `now`.
+pub async fn api_keys(
+    pool: &PgPool,
+    firm: FirmId,
+    status: Option<KeyStatus>,
+    page: PageRequest,
+    now: DateTime<Utc>,
+) -> Result<Page<ApiKeyView>, sqlx::Error> {
+    let status_filter = match status {
+        None => "TRUE",
+        Some(KeyStatus::Active) => "k.lifecycle = 'active' AND (k.expires_at IS NULL OR k.expires_at > $4)",
+        Some(KeyStatus::Expired) => "(k.lifecycle = 'expired' OR (k.lifecycle = 'active' AND k.expires_at <= $4))",
+        Some(KeyStatus::Revoked) => "k.lifecycle = 'revoked'",
+    };
+    let (condition, order) = page.sql("k.id", 2);
+    let rows = sqlx::query(&format!(
+        "{SELECT_KEYS} WHERE k.firm_id = $1 AND {condition} AND {status_filter} ORDER BY {order} LIMIT $3"
+    ))
+    .bind(firm.as_uuid())
+    .bind(page.boundary())
+    .bind(page.limit + 1)
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    let keys = rows.iter().map(|r| key_from_row(r, now)).collect::<Result<Vec<_>, _>>()?;
+    Ok(page.page(keys, |k| k.id))
+}
+
+/// A member as their firm sees them.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberView {
+    /// Their id.
+    pub id: Uuid,
+    /// Their name.
+    pub name: String,
+    /// Their login.
+    pub email: String,
+    /// Their role.
+    pub role: Role,
+    /// Their firm.
+    pub firm_id: Uuid,
+    /// `active` or `removed`.
+    pub status: String,
+    /// When they were registered or invited.
+    #[serde(serialize_with = "time")]
+    pub created_at: DateTime<Utc>,
+}
+
+const SELECT_MEMBERS: &str = "SELECT id, name, email, role, firm_id, status, created_at FROM members";
+
+fn member_from_row(row: &PgRow) -> Result<MemberView, sqlx::Error> {
+    let role: String = row.try_get("role")?;
+    Ok(MemberView {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+        role: Role::parse(&role).map_err(|e| sqlx::Error::Decode(e.into()))?,
+        firm_id: row.try_get("firm_id")?,
+        status: row.try_get("status")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// One member of `firm` (another firm's member is `None`).
+pub async fn member(pool: &PgPool, firm: FirmId, id: MemberId) -> Result<Option<MemberView>, sqlx::Error> {
+    let row = sqlx::query(&format!("{SELECT_MEMBERS} WHERE firm_id = $1 AND id = $2"))
+        .bind(firm.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(member_from_row).transpose()
+}
+
+/// A page of `firm`'s members, newest first.
+pub async fn members(pool: &PgPool, firm: FirmId, page: PageRequest) -> Result<Page<MemberView>, sqlx::Error> {
+    let (condition, order) = page.sql("id", 2);
+    let rows = sqlx::query(&format!("{SELECT_MEMBERS} WHERE firm_id = $1 AND {condition} ORDER BY {order} LIMIT $3"))
+        .bind(firm.as_uuid())
+        .bind(page.boundary())
+        .bind(page.limit + 1)
+        .fetch_all(pool)
+        .await?;
+    let members = rows.iter().map(member_from_row).collect::<Result<Vec<_>, _>>()?;
+    Ok(page.page(members, |m| m.id))
+}
+
+/// A firm as shown to its members.
+#[derive(Clone, Debug, Serialize)]
+pub struct FirmView {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Its IANA time zone.
+    pub time_zone: String,
+}
+
+/// One firm.
+pub async fn firm(pool: &PgPool, id: FirmId) -> Result<Option<FirmView>, sqlx::Error> {
+    let row: Option<(Uuid, String, String)> = sqlx::query_as("SELECT id, name, time_zone FROM firms WHERE id = $1")
+        .bind(id.as_uuid())
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|(id, name, time_zone)| FirmView { id, name, time_zone }))
+}
+
+/// One role's row of the grid.
+#[derive(Clone, Debug, Serialize)]
+pub struct RoleView {
+    /// The role.
+    pub role: Role,
+    /// What it may do now, in the contract's order.
+    pub permissions: Vec<&'static str>,
+}
+
+/// The firm's grid, in the order owner, administrator, attorney, staff.
+pub async fn roles(pool: &PgPool, firm: FirmId) -> Result<Vec<RoleView>, sqlx::Error> {
+    let rows: Vec<(String, Vec<String>)> =
+        sqlx::query_as("SELECT role, permissions FROM role_permissions WHERE firm_id = $1")
+            .bind(firm.as_uuid())
+            .fetch_all(pool)
+            .await?;
+    let grid = domain::Grid::default();
+    Ok(Role::ALL
+        .into_iter()
+        .map(|role| {
+            let permissions = match role {
+                Role::Owner => grid.permissions(Role::Owner),
+                _ => rows
+                    .iter()
+                    .find(|(r, _)| r == role.as_str())
+                    .and_then(|(_, names)| domain::PermissionSet::parse(names).ok())
+                    .unwrap_or_default(),
+            };
+            RoleView { role, permissions: permissions.names() }
+        })
+        .collect())
+}
+
+/// One member by id alone, for the member who just signed in.
+pub async fn member_by_id(pool: &PgPool, id: MemberId) -> Result<Option<MemberView>, sqlx::Error> {
+    let row = sqlx::query(&format!("{SELECT_MEMBERS} WHERE id = $1")).bind(id.as_uuid()).fetch_optional(pool).await?;
+    row.as_ref().map(member_from_row).transpose()
+}
