@@ -26,6 +26,10 @@ pub struct AppState {
     pub nats: async_nats::Client,
     /// What the relay has done, for `/readyz` and `/metrics`.
     pub relay: Arc<RelayStatus>,
+    /// This node's verification state (keys, members, grids), kept current by its runner.
+    pub verification: projections::verification::SharedVerification,
+    /// How far the verification runner has got, for `/readyz` and `/metrics`.
+    pub verification_status: Arc<projections::runner::ProjectionStatus>,
 }
 
 impl AppState {
@@ -67,11 +71,16 @@ async fn request_id(mut request: Request, next: Next) -> Response {
         .map(str::to_owned);
     let id = incoming.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     request.extensions_mut().insert(RequestIdValue(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    let span =
+        tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
     let started = std::time::Instant::now();
     let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
     span.in_scope(|| {
-        tracing::debug!(status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "served")
+        tracing::debug!(
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "served"
+        )
     });
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);

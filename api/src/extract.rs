@@ -41,7 +41,9 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
                 ApiError::Malformed("the request body could not be read".into())
             }
         })?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| ApiError::Malformed(format!("the body is not valid: {e}")))
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::Malformed(format!("the body is not valid: {e}")))
     }
 }
 
@@ -120,11 +122,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
         }
         let mut page = PageRequest::default();
         if let Some(limit) = filters.remove("limit") {
-            page.limit = limit
-                .parse::<i64>()
-                .ok()
-                .filter(|l| (1..=MAX_LIMIT).contains(l))
-                .ok_or_else(|| ApiError::InvalidQuery(format!("limit must be a whole number from 1 to {MAX_LIMIT}")))?;
+            page.limit =
+                limit.parse::<i64>().ok().filter(|l| (1..=MAX_LIMIT).contains(l)).ok_or_else(|| {
+                    ApiError::InvalidQuery(format!("limit must be a whole number from 1 to {MAX_LIMIT}"))
+                })?;
         }
         if let Some(cursor) = filters.remove("cursor") {
             page.cursor = Some(Cursor::decode(&cursor).map_err(|e| ApiError::InvalidQuery(e.to_string()))?);

@@ -6,8 +6,11 @@ use commands::nats::NatsNames;
 use commands::relay::{Relay, RelayStatus};
 use commands::{Commands, EventLog, NoBarrier};
 use projections::read_models::PgReadModels;
+use projections::runner::{ProjectionStatus, Runner};
+use projections::verification::{SharedVerification, VerificationProjection, VerificationState};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::RwLock;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -48,6 +51,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         .name(format!("esqase-{}", names.prefix()))
         .connect(&settings.nats_url)
         .await?;
+    // The verification state starts from the read models as of a known feed position, so a
+    // node does not replay the whole log to start.
+    let verification: SharedVerification = Arc::new(RwLock::new(VerificationState::load(&pool).await?));
+    let verification_status = Arc::new(ProjectionStatus::default());
     let log = EventLog::new(pool.clone(), Arc::new(PgReadModels), Arc::new(NoBarrier));
     let relay_status = Arc::new(RelayStatus::default());
     let relay = Relay {
@@ -57,11 +64,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         wake: log.commit_signal(),
         status: relay_status.clone(),
     };
+    let runner = Runner {
+        pool: pool.clone(),
+        jetstream: async_nats::jetstream::new(nats.clone()),
+        names: names.clone(),
+        projection: VerificationProjection { state: verification.clone() },
+        status: verification_status.clone(),
+    };
     let state = Arc::new(AppState {
         commands: Commands { log, session_ttl: chrono::TimeDelta::hours(i64::from(settings.session_ttl_hours)) },
         signup_open: settings.signup == Signup::Open,
         nats,
         relay: relay_status,
+        verification,
+        verification_status,
     });
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
@@ -71,6 +87,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
             relay.run(shutdown).await;
+            Ok(())
+        });
+    }
+    {
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            runner.run(shutdown).await;
             Ok(())
         });
     }

@@ -119,14 +119,24 @@ pub async fn start_session(
     Ok(NewSession { token, expires_at })
 }
 
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    member_id: uuid::Uuid,
+    name: String,
+    firm_id: uuid::Uuid,
+    time_zone: String,
+    role: String,
+    permissions: Option<Vec<String>>,
+}
+
 /// The member behind a session token, if the token is live and the member active.
 pub async fn authenticate(
     pool: &PgPool,
     token: &BearerToken,
     now: Timestamp,
 ) -> Result<Option<SignedInMember>, CommandError> {
-    let row: Option<(uuid::Uuid, String, uuid::Uuid, String, String, Option<Vec<String>>)> = sqlx::query_as(
-        "SELECT m.id, m.name, m.firm_id, f.time_zone, m.role, rp.permissions
+    let row: Option<SessionRow> = sqlx::query_as(
+        "SELECT m.id AS member_id, m.name, m.firm_id, f.time_zone, m.role, rp.permissions
          FROM sessions s
          JOIN members m ON m.id = s.member_id AND m.status = 'active'
          JOIN firms f ON f.id = m.firm_id
@@ -137,7 +147,7 @@ pub async fn authenticate(
     .bind(now)
     .fetch_optional(pool)
     .await?;
-    let Some((member_id, name, firm_id, time_zone, role, permissions)) = row else { return Ok(None) };
+    let Some(SessionRow { member_id, name, firm_id, time_zone, role, permissions }) = row else { return Ok(None) };
     let role = Role::parse(&role).map_err(|e| CommandError::Internal(e.to_string()))?;
     let permissions = match role {
         Role::Owner => Grid::default().permissions(Role::Owner),

@@ -119,14 +119,13 @@ impl Relay {
                 }
                 continue;
             }
-            let mut acks = Vec::with_capacity(batch.len());
+            // One at a time: if NATS drops a message, nothing after it may be stored before it is
+            // published again, or the stream would leave feed order.
             let mut previous = at;
             for event in &batch {
-                acks.push(self.publish(event, previous).await?);
-                previous = event.feed;
-            }
-            for ack in acks {
+                let ack = self.publish(event, previous).await?;
                 ack.await.map_err(|e| RelayError::Nats(e.to_string()))?;
+                previous = event.feed;
             }
             at = previous;
             store::save_checkpoint(&mut conn, CHECKPOINT, at).await?;

@@ -174,8 +174,24 @@ pub async fn append(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    // Version `expected + 1` exists exactly when another writer got there first: the unique
-    // (stream_id, version) index turns that race into a conflict.
+    // Each stream must be exactly at its expected version. Under the firm's lock this check is
+    // the whole story; a writer outside it that races us trips the unique (stream_id, version)
+    // index below instead.
+    let expected: Vec<(Uuid, i32)> =
+        appends.iter().filter(|a| !a.events.is_empty()).map(|a| (a.stream_id, a.expected_version)).collect();
+    let (expected_streams, expected_versions): (Vec<Uuid>, Vec<i32>) = expected.iter().copied().unzip();
+    let stale: Option<Uuid> = sqlx::query_scalar(
+        "SELECT s.id FROM unnest($1::uuid[], $2::int[]) AS s(id, expected)
+         WHERE s.expected <> COALESCE((SELECT max(version) FROM events e WHERE e.stream_id = s.id), 0)
+         LIMIT 1",
+    )
+    .bind(&expected_streams)
+    .bind(&expected_versions)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(stream) = stale {
+        return Err(StoreError::Conflict(stream));
+    }
     let actor = serde_json::to_value(metadata.actor).map_err(|source| StoreError::Corrupt { position: 0, source })?;
     let rows = sqlx::query(
         "INSERT INTO events (id, stream_id, stream_kind, version, event_type, payload, firm_id, actor, request_id, occurred_at)
@@ -224,7 +240,7 @@ pub async fn read_feed(pool: &PgPool, after: FeedPosition, limit: i64) -> Result
         "{SELECT_EVENTS}
          WHERE (tx_id, position) > ($1::text::xid8, $2)
            AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-         ORDER BY tx_id, position
+         ORDER BY events.tx_id, events.position
          LIMIT $3"
     ))
     .bind(after.tx_id.to_string())
@@ -243,7 +259,7 @@ pub async fn read_all_after(
     limit: i64,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let rows = sqlx::query(&format!(
-        "{SELECT_EVENTS} WHERE (tx_id, position) > ($1::text::xid8, $2) ORDER BY tx_id, position LIMIT $3"
+        "{SELECT_EVENTS} WHERE (tx_id, position) > ($1::text::xid8, $2) ORDER BY events.tx_id, events.position LIMIT $3"
     ))
     .bind(after.tx_id.to_string())
     .bind(after.position)
@@ -265,7 +281,7 @@ pub async fn feed_head(pool: &PgPool) -> Result<FeedPosition, StoreError> {
     let row: Option<(i64, i64)> = sqlx::query_as(
         "SELECT tx_id::text::bigint, position FROM events
          WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
-         ORDER BY tx_id DESC, position DESC LIMIT 1",
+         ORDER BY events.tx_id DESC, events.position DESC LIMIT 1",
     )
     .fetch_optional(pool)
     .await?;

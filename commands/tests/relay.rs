@@ -8,7 +8,7 @@ use async_nats::header::NATS_MESSAGE_ID;
 use async_nats::jetstream;
 use commands::nats::{ensure_stream, headers, NatsNames};
 use commands::relay::{self, Relay, RelayStatus};
-use commands::store::{self, FeedPosition, RecordedEvent};
+use commands::store::{self, Append, FeedPosition, RecordedEvent};
 use domain::FirmId;
 use sqlx::PgPool;
 use std::collections::HashSet;
@@ -20,8 +20,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use uuid::Uuid;
 
 use support::{
-    command, event_log, eventually, jetstream_context, nats_client, nats_names, shared_nats_url, stream_len,
-    stream_messages, whole_feed, NatsServer, StreamGuard, TestDb, DEADLINE,
+    command, event, event_log, eventually, jetstream_context, metadata, nats_client, nats_names, shared_nats_url,
+    stream_len, stream_messages, whole_feed, NatsServer, StreamGuard, TestDb, DEADLINE,
 };
 
 /// A relay running in the background, stopped when this drops.
@@ -217,4 +217,39 @@ async fn of_two_relays_only_the_leader_publishes_and_the_other_takes_over_from_i
 
     follower.stop().await;
     other_node.close().await;
+}
+
+/// Guards against a reordering the relay once had: it pipelined a batch of publishes, so when
+/// NATS died in the middle of one, the messages lost in flight were republished after later
+/// ones that the client had buffered and flushed on reconnect. It now waits for each ack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_stays_in_feed_order_when_nats_dies_in_the_middle_of_a_batch() {
+    const EVENTS: u64 = 10_000;
+    let db = TestDb::new(8).await;
+    let store_dir = tempfile::tempdir().expect("a store directory");
+    let server = NatsServer::start(store_dir.path());
+    let names = nats_names();
+    let client = nats_client(&server.url()).await;
+    let jetstream = jetstream_context(&client);
+    let stream = stream_of(&jetstream, &names).await;
+    let firm = FirmId::new();
+    for _ in 0..EVENTS / 1000 {
+        let events = vec![event(); 1000];
+        let mut tx = db.pool.begin().await.expect("begin");
+        store::append(&mut tx, &metadata(firm), &[Append { stream_id: Uuid::now_v7(), expected_version: 0, events }])
+            .await
+            .expect("append");
+        tx.commit().await.expect("commit");
+    }
+    let relay = RunningRelay::spawn(&db.pool, &jetstream, &names, Arc::new(Notify::new()));
+
+    // Kill NATS while the relay is in the middle of its batches.
+    eventually("the relay is publishing", || async { (stream_len(&stream).await? > 1200).then_some(()) }).await;
+    let (port, store) = (server.port(), server.store().to_owned());
+    drop(server);
+    let _server = NatsServer::start_on(port, &store);
+
+    wait_until_relayed(&db.pool, &stream, EVENTS).await;
+    assert_stream_is_the_feed(&db.pool, &stream, &names).await;
+    relay.stop().await;
 }

@@ -303,7 +303,7 @@ mod tests {
         let key = created(None);
         let events = decide(Some(&key), ApiKeyCommand::Revoke { reason: RevocationReason::RevokedByMember }, now)
             .expect("revoked");
-        let revoked = events.iter().fold(Some(key), |s, e| evolve(s, e, now, None)).expect("a key");
+        let revoked = events.iter().try_fold(key, |s, e| evolve(Some(s), e, now, None)).expect("a key");
         assert_eq!(revoked.status_at(now), KeyStatus::Revoked);
         let again = decide(Some(&revoked), ApiKeyCommand::Revoke { reason: RevocationReason::RevokedByMember }, now);
         assert_eq!(again, Err(ApiKeyError::NotActive("revoked")));

@@ -190,7 +190,7 @@ mod tests {
         let removed = decide(Some(&staff), MemberCommand::Remove)
             .expect("removed")
             .iter()
-            .fold(Some(staff), |s, e| evolve(s, e, now()))
+            .try_fold(staff, |s, e| evolve(Some(s), e, now()))
             .expect("a member");
         assert!(!removed.active);
         assert_eq!(decide(Some(&removed), MemberCommand::AcceptInvitation), Err(MemberError::Removed));

@@ -1,7 +1,9 @@
 //! Esqase's read side: the Postgres read models and the queries that serve them, the
-//! projection runner, and the in-memory verification cache.
+//! projection runner, and the in-memory verification state.
 
 pub mod page;
 pub mod read_models;
 pub mod rebuild;
+pub mod runner;
+pub mod verification;
 pub mod views;

@@ -148,7 +148,10 @@ mod tests {
 
     #[test]
     fn a_page_reached_with_previous_is_shown_newest_first() {
-        let request = PageRequest { limit: 2, cursor: Some(Cursor { boundary: Uuid::from_u128(1), direction: Direction::Newer }) };
+        let request = PageRequest {
+            limit: 2,
+            cursor: Some(Cursor { boundary: Uuid::from_u128(1), direction: Direction::Newer }),
+        };
         // Fetched ascending, beyond the boundary: 2, 3, 4 (one more than the limit).
         let page = request.page(vec![Uuid::from_u128(2), Uuid::from_u128(3), Uuid::from_u128(4)], |id| *id);
         assert_eq!(page.data, vec![Uuid::from_u128(3), Uuid::from_u128(2)]);
@@ -158,7 +161,10 @@ mod tests {
 
     #[test]
     fn the_last_page_has_no_next() {
-        let request = PageRequest { limit: 2, cursor: Some(Cursor { boundary: Uuid::from_u128(3), direction: Direction::Older }) };
+        let request = PageRequest {
+            limit: 2,
+            cursor: Some(Cursor { boundary: Uuid::from_u128(3), direction: Direction::Older }),
+        };
         let page = request.page(vec![Uuid::from_u128(2), Uuid::from_u128(1)], |id| *id);
         assert!(page.next_cursor.is_none());
         assert!(page.prev_cursor.is_some());

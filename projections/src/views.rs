@@ -97,7 +97,12 @@ fn key_from_row(row: &PgRow, now: DateTime<Utc>) -> Result<ApiKeyView, sqlx::Err
 }
 
 /// One key of `firm` (another firm's key is `None`, as if it did not exist).
-pub async fn api_key(pool: &PgPool, firm: FirmId, id: ApiKeyId, now: DateTime<Utc>) -> Result<Option<ApiKeyView>, sqlx::Error> {
+pub async fn api_key(
+    pool: &PgPool,
+    firm: FirmId,
+    id: ApiKeyId,
+    now: DateTime<Utc>,
+) -> Result<Option<ApiKeyView>, sqlx::Error> {
     let row = sqlx::query(&format!("{SELECT_KEYS} WHERE k.firm_id = $1 AND k.id = $2"))
         .bind(firm.as_uuid())
         .bind(id.as_uuid())

@@ -47,9 +47,7 @@ async fn member_view(state: &AppState, firm: FirmId, id: MemberId) -> ApiResult<
 
 /// A response that holds a token: never cached.
 fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
     response
 }
 
@@ -70,7 +68,10 @@ async fn sign_up(
     )))
 }
 
-async fn log_in(State(state): State<Arc<AppState>>, JsonBody(request): JsonBody<CredentialsRequest>) -> ApiResult<Response> {
+async fn log_in(
+    State(state): State<Arc<AppState>>,
+    JsonBody(request): JsonBody<CredentialsRequest>,
+) -> ApiResult<Response> {
     if request.token.is_some() {
         return Err(ApiError::Validation(vec![domain::FieldError {
             field: "token".into(),
@@ -111,7 +112,11 @@ async fn list_members(State(state): State<Arc<AppState>>, Member(me): Member, qu
     Ok(json(StatusCode::OK, &page))
 }
 
-async fn get_member(State(state): State<Arc<AppState>>, Member(me): Member, Path(id): Path<String>) -> ApiResult<Response> {
+async fn get_member(
+    State(state): State<Arc<AppState>>,
+    Member(me): Member,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = MemberId::from_uuid(path_id(&id)?);
     Ok(json(StatusCode::OK, &member_view(&state, me.firm_id, id).await?))
 }
@@ -124,10 +129,7 @@ async fn invite_member(
 ) -> ApiResult<Response> {
     let invitation = state.commands.invite_member(&me, request, request_id).await?;
     let member = member_view(&state, me.firm_id, invitation.member_id).await?;
-    Ok(no_store(json(
-        StatusCode::CREATED,
-        &json!({ "member": member, "invitation_token": invitation.token.expose() }),
-    )))
+    Ok(no_store(json(StatusCode::CREATED, &json!({ "member": member, "invitation_token": invitation.token.expose() }))))
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,5 @@
+//! Step definitions, one module per area, over a shared [`world::Esqase`].
+
+pub mod api_keys;
+pub mod members;
+pub mod world;
