@@ -395,8 +395,6 @@ async fn another_firms_member_and_key_ids_are_404_exactly_like_unknown_ids() -> 
 }
 
 #[tokio::test]
-#[ignore = "service bug: a key revoked because its creator was removed shows revoked_by = the remover, not null \
-            (projections/src/read_models.rs, ApiKeyRevoked binds e.member_actor() whatever the reason)"]
 async fn a_key_revoked_because_its_creator_was_removed_has_no_revoked_by() -> anyhow::Result<()> {
     let app = TestApp::spawn().await?;
     let client = Client::new(&app);

@@ -40,7 +40,6 @@ Feature: Members
     And Olivia sees the API key "Matter mirror" as Active
 
   # Service bug reported: the keys show revoked_by = the member who did the removing (Olivia).
-  @wip
   Scenario: Keys turned off because their creator was removed name no one as revoking them
     Given Adam has joined Olivia's firm as an administrator
     And Adam has created an API key "Intake sync" for "contacts:write"
