@@ -28,6 +28,8 @@ pub struct AppState {
     pub relay: Arc<RelayStatus>,
     /// This node's verification state (keys, members, grids), kept current by its runner.
     pub verification: projections::verification::SharedVerification,
+    /// Key uses counted on this node, flushed as Used events.
+    pub usage: Arc<commands::usage::UsageRecorder>,
     /// How far the verification runner has got, for `/readyz` and `/metrics`.
     pub verification_status: Arc<projections::runner::ProjectionStatus>,
 }
@@ -48,6 +50,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(crate::cors::cors))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
 }

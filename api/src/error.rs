@@ -28,6 +28,27 @@ pub enum ApiError {
     /// 401 `invalid_invitation`: unknown, used or expired invitation.
     #[error("the invitation is not valid: it may have expired or already been used")]
     InvalidInvitation,
+    /// 401 `invalid_api_key`: malformed, bad checksum, or no such key.
+    #[error("the API key is not valid")]
+    InvalidApiKey,
+    /// 401 `api_key_revoked`.
+    #[error("the API key has been revoked")]
+    ApiKeyRevoked,
+    /// 401 `api_key_expired`.
+    #[error("the API key has expired")]
+    ApiKeyExpired,
+    /// 403 `origin_not_allowed`: the browser origin is not in the key's allowed domains.
+    #[error("this API key may not be used from this web site")]
+    OriginNotAllowed,
+    /// 403 `insufficient_scope`: the key lacks the scope the route needs.
+    #[error("the API key does not have the {0} scope this request needs")]
+    InsufficientScope(domain::Permission),
+    /// 403 `creator_lacks_permission`: the key's creator's role no longer has the permission.
+    #[error("the member who created this API key no longer has the {0} permission this request needs")]
+    CreatorLacksPermission(domain::Permission),
+    /// 403 `api_key_required`: the route is for API keys, and a member session was presented.
+    #[error("this route needs an API key, not a member session")]
+    ApiKeyRequired,
     /// 403 `permission_denied`: the member's role lacks what the route needs.
     #[error("your role does not allow this")]
     PermissionDenied,
@@ -89,6 +110,13 @@ impl ApiError {
             InvalidSession => (StatusCode::UNAUTHORIZED, "invalid_session"),
             InvalidLogin => (StatusCode::UNAUTHORIZED, "invalid_login"),
             InvalidInvitation => (StatusCode::UNAUTHORIZED, "invalid_invitation"),
+            InvalidApiKey => (StatusCode::UNAUTHORIZED, "invalid_api_key"),
+            ApiKeyRevoked => (StatusCode::UNAUTHORIZED, "api_key_revoked"),
+            ApiKeyExpired => (StatusCode::UNAUTHORIZED, "api_key_expired"),
+            OriginNotAllowed => (StatusCode::FORBIDDEN, "origin_not_allowed"),
+            InsufficientScope(_) => (StatusCode::FORBIDDEN, "insufficient_scope"),
+            CreatorLacksPermission(_) => (StatusCode::FORBIDDEN, "creator_lacks_permission"),
+            ApiKeyRequired => (StatusCode::FORBIDDEN, "api_key_required"),
             PermissionDenied => (StatusCode::FORBIDDEN, "permission_denied"),
             SessionRequired => (StatusCode::FORBIDDEN, "session_required"),
             SignupClosed => (StatusCode::FORBIDDEN, "signup_closed"),
@@ -120,6 +148,9 @@ struct Problem<'a> {
     code: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
+    /// The scope or permission a refused key lacked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    required_scope: Option<&'static str>,
 }
 
 impl IntoResponse for ApiError {
@@ -133,6 +164,10 @@ impl IntoResponse for ApiError {
             code,
             errors: match &self {
                 ApiError::Validation(errors) => Some(errors),
+                _ => None,
+            },
+            required_scope: match &self {
+                ApiError::InsufficientScope(p) | ApiError::CreatorLacksPermission(p) => Some(p.as_str()),
                 _ => None,
             },
         };

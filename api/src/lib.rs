@@ -1,7 +1,9 @@
 //! Esqase's HTTP API (axum) and the `esqase` binary's commands.
 
 pub mod app;
+pub mod caller;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod routes;

@@ -4,15 +4,20 @@ use crate::app::{router, AppState};
 use crate::config::{Settings, Signup};
 use commands::nats::NatsNames;
 use commands::relay::{Relay, RelayStatus};
-use commands::{Commands, EventLog, NoBarrier};
+use commands::usage::UsageRecorder;
+use commands::{Commands, EventLog};
 use projections::read_models::PgReadModels;
-use projections::runner::{ProjectionStatus, Runner};
+use projections::runner::{LocalBarrier, ProjectionStatus, Runner};
 use projections::verification::{SharedVerification, VerificationProjection, VerificationState};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::RwLock;
+use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+/// How long a command waits at most for this node's verification state to reflect it.
+const BARRIER_BOUND: Duration = Duration::from_secs(2);
 
 /// A running service.
 pub struct Running {
@@ -55,7 +60,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     // node does not replay the whole log to start.
     let verification: SharedVerification = Arc::new(RwLock::new(VerificationState::load(&pool).await?));
     let verification_status = Arc::new(ProjectionStatus::default());
-    let log = EventLog::new(pool.clone(), Arc::new(PgReadModels), Arc::new(NoBarrier));
+    let log = EventLog::new(
+        pool.clone(),
+        Arc::new(PgReadModels),
+        Arc::new(LocalBarrier { status: verification_status.clone(), bound: BARRIER_BOUND }),
+    );
     let relay_status = Arc::new(RelayStatus::default());
     let relay = Relay {
         pool: pool.clone(),
@@ -78,6 +87,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         relay: relay_status,
         verification,
         verification_status,
+        usage: Arc::new(UsageRecorder::default()),
     });
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
@@ -94,6 +104,22 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
             runner.run(shutdown).await;
+            Ok(())
+        });
+    }
+    {
+        let (state, shutdown) = (state.clone(), shutdown.clone());
+        let interval = Duration::from_millis(settings.usage_flush_ms.max(1));
+        tasks.spawn(async move {
+            state.usage.run(&state.commands, interval, shutdown).await;
+            Ok(())
+        });
+    }
+    {
+        let (state, shutdown) = (state.clone(), shutdown.clone());
+        let interval = Duration::from_millis(settings.expiry_sweep_ms.max(1));
+        tasks.spawn(async move {
+            state.commands.run_expiry_sweeper(interval, shutdown).await;
             Ok(())
         });
     }

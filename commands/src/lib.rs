@@ -6,12 +6,14 @@ pub mod api_keys;
 pub mod auth;
 pub mod db;
 pub mod error;
+pub mod expiry;
 pub mod firms;
 pub mod log;
 pub mod members;
 pub mod nats;
 pub mod relay;
 pub mod store;
+pub mod usage;
 
 pub use error::CommandError;
 pub use log::{Barrier, EventLog, NoBarrier, ReadModels};

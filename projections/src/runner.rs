@@ -41,8 +41,8 @@ pub trait Projection: Send {
     async fn apply(&mut self, events: &[RecordedEvent]) -> Result<(), ProjectionError>;
 }
 
-/// What a running projection reports, for `/readyz` and `/metrics`.
-#[derive(Debug, Default)]
+/// What a running projection reports, for `/readyz`, `/metrics` and the consistency barrier.
+#[derive(Debug)]
 pub struct ProjectionStatus {
     /// The global sequence of its checkpoint.
     pub checkpoint_position: AtomicI64,
@@ -50,6 +50,31 @@ pub struct ProjectionStatus {
     pub caught_up: AtomicBool,
     /// True while its JetStream subscription is live.
     pub following: AtomicBool,
+    /// Its checkpoint, for those who wait for it to pass a position.
+    pub applied: tokio::sync::watch::Sender<FeedPosition>,
+    /// Raised to make it read the Postgres feed now (a local commit it must reflect at once).
+    pub wake: tokio::sync::Notify,
+}
+
+impl Default for ProjectionStatus {
+    fn default() -> Self {
+        ProjectionStatus {
+            checkpoint_position: AtomicI64::new(0),
+            caught_up: AtomicBool::new(false),
+            following: AtomicBool::new(false),
+            applied: tokio::sync::watch::channel(FeedPosition::START).0,
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+impl ProjectionStatus {
+    /// Returns once the projection has applied `position`, or after `bound`; true if it has.
+    pub async fn wait_for(&self, position: FeedPosition, bound: Duration) -> bool {
+        let mut applied = self.applied.subscribe();
+        self.wake.notify_one();
+        tokio::time::timeout(bound, applied.wait_for(|at| *at >= position)).await.is_ok_and(|r| r.is_ok())
+    }
 }
 
 /// How often the runner reads the Postgres feed even without a message (NATS down or quiet).
@@ -80,6 +105,7 @@ impl<P: Projection> Runner<P> {
             let events = store::read_feed(&self.pool, self.projection.checkpoint(), BATCH).await?;
             if events.is_empty() {
                 self.status.caught_up.store(true, Ordering::Relaxed);
+                self.publish_status();
                 return Ok(applied);
             }
             applied += events.len();
@@ -89,7 +115,9 @@ impl<P: Projection> Runner<P> {
     }
 
     fn publish_status(&self) {
-        self.status.checkpoint_position.store(self.projection.checkpoint().position, Ordering::Relaxed);
+        let checkpoint = self.projection.checkpoint();
+        self.status.checkpoint_position.store(checkpoint.position, Ordering::Relaxed);
+        self.status.applied.send_replace(checkpoint);
     }
 
     /// Handles one JetStream message of the feed.
@@ -158,6 +186,7 @@ impl<P: Projection> Runner<P> {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
+                _ = self.status.wake.notified() => { self.catch_up().await?; }
                 message = next(&mut messages) => match message {
                     Some(message) => self.on_message(&message).await?,
                     None => {
@@ -190,5 +219,23 @@ async fn next(messages: &mut Option<jetstream::consumer::pull::Ordered>) -> Opti
             None => None,
         },
         None => std::future::pending().await,
+    }
+}
+
+/// This node's consistency barrier: a command returns once this node's projection reflects it.
+/// (Other nodes are not waited for yet: see docs/decisions.md.)
+pub struct LocalBarrier {
+    /// The projection waited for.
+    pub status: Arc<ProjectionStatus>,
+    /// How long a command waits at most.
+    pub bound: Duration,
+}
+
+#[async_trait::async_trait]
+impl commands::Barrier for LocalBarrier {
+    async fn wait_for(&self, position: FeedPosition) {
+        if !self.status.wait_for(position, self.bound).await {
+            tracing::warn!(%position, "the verification state did not reflect a command within its bound");
+        }
     }
 }

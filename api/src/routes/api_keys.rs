@@ -1,6 +1,7 @@
 //! The API keys page: list, create (the secret shown once), get, edit allowed domains, revoke.
 
 use crate::app::{json, AppState};
+use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, ListQuery, Member, RequestId};
 use crate::routes::path_id;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/api-keys", get(list).post(create))
+        .route("/v1/api-keys/current", get(current))
         .route("/v1/api-keys/{id}", get(show))
         .route("/v1/api-keys/{id}/allowed-domains", put(update_allowed_domains))
         .route("/v1/api-keys/{id}/revoke", post(revoke))
@@ -87,4 +89,21 @@ async fn revoke(
     let id = ApiKeyId::from_uuid(path_id(&id)?);
     state.commands.revoke_api_key(&me, id, request_id).await?;
     Ok(json(StatusCode::OK, &key_view(&state, &me, id).await?))
+}
+
+/// The key making the request, its firm, and what it may do now. Needs no scope.
+async fn current(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Response> {
+    let Caller::ApiKey(key) = caller else { return Err(ApiError::ApiKeyRequired) };
+    let now = commands::log::now();
+    let view = views::api_key(state.pool(), key.firm_id, ApiKeyId::from_uuid(key.key_id), now).await?;
+    let firm = views::firm(state.pool(), key.firm_id).await?;
+    let (Some(view), Some(firm)) = (view, firm) else { return Err(ApiError::InvalidApiKey) };
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "api_key": view,
+            "firm": { "id": firm.id, "name": firm.name },
+            "effective_permissions": key.effective_permissions().names(),
+        }),
+    ))
 }

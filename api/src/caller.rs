@@ -1,0 +1,123 @@
+//! Who is calling the firm's data API: a member with a session, or an API key verified from
+//! this node's in-memory state (no database query, no database write).
+//!
+//! The contract's order: (1) the key exists — a malformed key or a bad checksum is refused
+//! before any lookup; (2) not revoked, not expired; (3) the browser origin, if any, is allowed;
+//! then, per route, (4) the key has the scope and (5) its creator's role has it now.
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::extract::{credential, Credential, Member};
+use axum::extract::FromRequestParts;
+use axum::http::header::ORIGIN;
+use axum::http::request::Parts;
+use commands::auth::SignedInMember;
+use domain::{ApiKeySecret, FirmId, MemberId, Permission, PermissionSet};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// An API key that passed steps 1 to 3.
+#[derive(Clone, Debug)]
+pub struct VerifiedKey {
+    /// The key's id.
+    pub key_id: Uuid,
+    /// Its firm.
+    pub firm_id: FirmId,
+    /// Whose access it inherits.
+    pub creator: MemberId,
+    /// Its scopes.
+    pub scopes: PermissionSet,
+    /// What its creator's role may do now.
+    pub creator_permissions: PermissionSet,
+}
+
+impl VerifiedKey {
+    /// The key's scopes that its creator's role holds now.
+    pub fn effective_permissions(&self) -> PermissionSet {
+        self.scopes.intersection(self.creator_permissions)
+    }
+}
+
+/// Who is calling.
+pub enum Caller {
+    /// A member with a session.
+    Member(SignedInMember),
+    /// A verified API key.
+    ApiKey(VerifiedKey),
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        match credential(&parts.headers)? {
+            Credential::Session(_) => Member::from_request_parts(parts, state).await.map(|Member(m)| Caller::Member(m)),
+            Credential::ApiKey(presented) => {
+                let origin = parts.headers.get(ORIGIN).map(|v| v.to_str().unwrap_or("null"));
+                verify_key(state, &presented, origin).map(Caller::ApiKey)
+            }
+        }
+    }
+}
+
+/// Steps 1 to 3 of verification, from memory; a key that passes 1 and 2 counts as used.
+pub fn verify_key(state: &AppState, presented: &str, origin: Option<&str>) -> Result<VerifiedKey, ApiError> {
+    let secret = ApiKeySecret::parse(presented).map_err(|_| ApiError::InvalidApiKey)?;
+    let hash = secret.hash();
+    let now = commands::log::now();
+    let verification = state.verification.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let key = verification.key(&hash).ok_or(ApiError::InvalidApiKey)?;
+    if key.revoked {
+        return Err(ApiError::ApiKeyRevoked);
+    }
+    if !key.is_active_at(now) {
+        return Err(ApiError::ApiKeyExpired);
+    }
+    let verified = VerifiedKey {
+        key_id: key.id,
+        firm_id: FirmId::from_uuid(key.firm),
+        creator: MemberId::from_uuid(key.creator),
+        scopes: key.scopes,
+        creator_permissions: verification.creator_permissions(key),
+    };
+    let origin_allowed = match origin {
+        Some(origin) if !key.allowed_domains.is_any() => key.allowed_domains.allows_origin(origin),
+        _ => true,
+    };
+    drop(verification);
+    state.usage.record(verified.key_id, verified.firm_id, now);
+    if !origin_allowed {
+        return Err(ApiError::OriginNotAllowed);
+    }
+    Ok(verified)
+}
+
+impl Caller {
+    /// The caller's firm: every query is scoped by it.
+    pub fn firm_id(&self) -> FirmId {
+        match self {
+            Caller::Member(member) => member.firm_id,
+            Caller::ApiKey(key) => key.firm_id,
+        }
+    }
+
+    /// Steps 4 and 5 for a key (its scope, then its creator's role now); the role for a member.
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        match self {
+            Caller::Member(member) => member.require(permission).map_err(ApiError::from),
+            Caller::ApiKey(key) if !key.scopes.contains(permission) => Err(ApiError::InsufficientScope(permission)),
+            Caller::ApiKey(key) if !key.creator_permissions.contains(permission) => {
+                Err(ApiError::CreatorLacksPermission(permission))
+            }
+            Caller::ApiKey(_) => Ok(()),
+        }
+    }
+
+    /// Who a new record is created by: `("member", id)` or `("api_key", id)`.
+    pub fn author(&self) -> (&'static str, Uuid) {
+        match self {
+            Caller::Member(member) => ("member", member.member_id.as_uuid()),
+            Caller::ApiKey(key) => ("api_key", key.key_id),
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! The expiry sweeper: records an Expired event for each Active key past its expiry. Any node
+//! may run it; the firm's lock and the key's state make exactly one of them succeed.
+
+use crate::aggregates::load_api_key;
+use crate::error::CommandError;
+use crate::log::now;
+use crate::store::{Append, Metadata};
+use crate::Commands;
+use domain::api_key::decide_expire;
+use domain::{Actor, ApiKeyId, FirmId};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Keys expired per sweep at most (the next sweep takes the rest).
+const SWEEP_BATCH: i64 = 500;
+
+impl Commands {
+    /// Records the expiry of every Active key past it; returns how many it recorded.
+    pub async fn sweep_expired_keys(&self) -> Result<usize, CommandError> {
+        let at = now();
+        let due: Vec<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
+            "SELECT id, firm_id FROM api_keys WHERE lifecycle = 'active' AND expires_at <= $1
+             ORDER BY expires_at LIMIT $2",
+        )
+        .bind(at)
+        .bind(SWEEP_BATCH)
+        .fetch_all(&self.log.pool)
+        .await?;
+        let mut recorded_count = 0;
+        for (key, firm) in due {
+            let (key, firm) = (ApiKeyId::from_uuid(key), FirmId::from_uuid(firm));
+            let mut tx = self.log.begin(firm).await?;
+            let loaded = load_api_key(tx.conn(), firm, key).await?;
+            // Another node recorded it first, or it was revoked meanwhile: nothing to do.
+            let Ok(events) = decide_expire(loaded.state.as_ref(), at) else { continue };
+            let metadata = Metadata { firm_id: firm, actor: Actor::System, request_id: None, occurred_at: at };
+            let recorded = self
+                .log
+                .append(
+                    &mut tx,
+                    &metadata,
+                    &[Append { stream_id: key.as_uuid(), expected_version: loaded.version, events }],
+                )
+                .await?;
+            self.log.commit(tx, &recorded).await?;
+            tracing::info!(api_key_id = %key, firm_id = %firm, "API key expired");
+            recorded_count += recorded.len();
+        }
+        Ok(recorded_count)
+    }
+
+    /// Sweeps every `interval` until `shutdown`.
+    pub async fn run_expiry_sweeper(&self, interval: Duration, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(error) = self.sweep_expired_keys().await {
+                tracing::warn!(%error, "expiry sweep failed; will try again");
+            }
+        }
+    }
+}
