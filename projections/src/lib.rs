@@ -1,6 +1,7 @@
 //! Esqase's read side: the Postgres read models and the queries that serve them, the
 //! projection runner, and the in-memory verification state.
 
+pub mod audit;
 pub mod page;
 pub mod read_models;
 pub mod rebuild;

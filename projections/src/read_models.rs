@@ -23,6 +23,8 @@ impl commands::ReadModels for PgReadModels {
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
         for event in events {
             apply(conn, event).await?;
+            // The audit log is folded in the same transaction (its own tables, its own module).
+            crate::audit::apply(conn, event).await?;
         }
         Ok(())
     }

@@ -1,0 +1,684 @@
+//! The audit log: every firm, member, role and key event (Used events excepted) as an entry that
+//! says who did what to which thing, when, with the details an auditor needs.
+//!
+//! Commands fold it inline, in their own transaction, right after the read models (so a response
+//! already reflects it); `esqase projections rebuild audit_log` replays it from the first event.
+//! Each firm's entries form a SHA-256 hash chain in feed order: `hash` is the SHA-256 of
+//! `previous_hash` followed by the entry's canonical JSON (see [`canonical_json`] and
+//! `docs/audit-log.md`). Commands of one firm take turns (the firm's advisory lock), so feed order
+//! is commit order and a rebuild gives the same sequences and hashes, byte for byte.
+//!
+//! Everything an entry holds comes from the log alone (names are read from the event that created
+//! the member or key), never from the other read models, so rebuilding either leaves this one
+//! exactly as it was. No entry holds a secret or a secret's hash.
+
+use crate::page::{Cursor, Direction, Page, PageRequest};
+use chrono::{DateTime, Utc};
+use commands::RecordedEvent;
+use domain::{Actor, Event, FirmId, Role};
+use serde::{Serialize, Serializer};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+
+/// The name under which `projections rebuild` knows this fold.
+pub const NAME: &str = "audit_log";
+
+/// The tables this fold owns, emptied before a rebuild.
+pub const TABLES: &str = "audit_log";
+
+/// The `previous_hash` of a firm's first entry.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Every action an entry can record, for the `action` filter.
+pub const ACTIONS: [&str; 10] = [
+    "firm.created",
+    "member.joined",
+    "member.invited",
+    "member.role_changed",
+    "member.removed",
+    "role.permissions_changed",
+    "api_key.created",
+    "api_key.domains_updated",
+    "api_key.revoked",
+    "api_key.expired",
+];
+
+fn time<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&domain::format_time(t))
+}
+
+/// Who did it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EntryActor {
+    /// `member` or `system`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The member's id (null for the system).
+    pub id: Option<Uuid>,
+    /// The member's name when they acted (null for the system).
+    pub name: Option<String>,
+}
+
+/// What it was done to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EntryTarget {
+    /// `api_key`, `member`, `role` or `firm`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The key's, member's or firm's id; a role's name.
+    pub id: String,
+    /// The key's label, the member's name, the role's or the firm's name.
+    pub name: Option<String>,
+}
+
+/// One entry of a firm's audit log, as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AuditEntry {
+    /// The id of the event it records.
+    pub id: Uuid,
+    /// 1, 2, 3… within the firm, in feed order.
+    pub sequence: i64,
+    /// When the event happened.
+    #[serde(serialize_with = "time")]
+    pub occurred_at: DateTime<Utc>,
+    /// One of [`ACTIONS`].
+    pub action: String,
+    /// Who.
+    pub actor: EntryActor,
+    /// On what.
+    pub target: EntryTarget,
+    /// What an auditor needs to know about it.
+    pub details: Value,
+    /// SHA-256 (lowercase hex) of `previous_hash` followed by the canonical JSON.
+    pub hash: String,
+    /// The previous entry's `hash` ([`GENESIS_HASH`] for the first).
+    pub previous_hash: String,
+}
+
+impl AuditEntry {
+    /// The entry as hashed: everything the API shows but `hash` and `previous_hash`.
+    pub fn hashed_fields(&self) -> Value {
+        json!({
+            "id": self.id,
+            "sequence": self.sequence,
+            "occurred_at": domain::format_time(&self.occurred_at),
+            "action": self.action,
+            "actor": self.actor,
+            "target": self.target,
+            "details": self.details,
+        })
+    }
+
+    /// What `hash` must be, given the entry's fields and its `previous_hash`.
+    pub fn expected_hash(&self) -> String {
+        chain_hash(&self.previous_hash, &canonical_json(&self.hashed_fields()))
+    }
+}
+
+/// The canonical JSON of a value: UTF-8, no whitespace, object keys sorted by their UTF-8 bytes
+/// (at every depth), array order kept, strings escaped as JSON requires and no more (`"` and `\`
+/// and the control characters U+0000–U+001F: `\b \f \n \r \t` by name, the others as `\u00xx`;
+/// everything else, `/` and non-ASCII included, written as itself), integers in plain decimal.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(key, out);
+                out.push(':');
+                if let Some(v) = map.get(key) {
+                    write_canonical(v, out);
+                }
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        Value::String(s) => write_string(s, out),
+        // null, booleans and numbers have exactly one compact form.
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn write_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// `hex(SHA-256(previous_hash ‖ canonical))`, both as UTF-8 bytes.
+pub fn chain_hash(previous_hash: &str, canonical: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(previous_hash.as_bytes());
+    hasher.update(canonical.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// What an event says, before names are looked up and the entry is chained.
+struct Draft {
+    action: &'static str,
+    target_kind: &'static str,
+    target_id: String,
+    /// The target's name when the event itself carries it.
+    target_name: Option<String>,
+    details: Value,
+}
+
+fn role_grid(grid: &domain::Grid) -> Value {
+    let mut roles = serde_json::Map::new();
+    for role in [Role::Administrator, Role::Attorney, Role::Staff] {
+        roles.insert(role.as_str().to_owned(), json!(grid.permissions(role).names()));
+    }
+    Value::Object(roles)
+}
+
+/// The entry an event makes, if any (Used events make none).
+fn draft(e: &RecordedEvent) -> Option<Draft> {
+    let stream = e.stream_id.to_string();
+    let draft = |action, target_kind, target_name: Option<String>, details| Draft {
+        action,
+        target_kind,
+        target_id: stream.clone(),
+        target_name,
+        details,
+    };
+    Some(match &e.event {
+        Event::FirmCreated { name, time_zone, grid } => draft(
+            "firm.created",
+            "firm",
+            Some(name.as_str().to_owned()),
+            json!({ "time_zone": time_zone.name(), "grid": role_grid(grid) }),
+        ),
+        Event::RolePermissionsChanged { role, before, after } => Draft {
+            action: "role.permissions_changed",
+            target_kind: "role",
+            target_id: role.as_str().to_owned(),
+            target_name: Some(role.as_str().to_owned()),
+            details: json!({ "before": before.names(), "after": after.names() }),
+        },
+        Event::MemberRegistered { name, email, role } => draft(
+            "member.joined",
+            "member",
+            Some(name.as_str().to_owned()),
+            json!({ "via": "signup", "email": email.as_str(), "role": role.as_str() }),
+        ),
+        Event::MemberInvited { name, email, role } => draft(
+            "member.invited",
+            "member",
+            Some(name.as_str().to_owned()),
+            json!({ "email": email.as_str(), "role": role.as_str() }),
+        ),
+        Event::InvitationAccepted {} => draft("member.joined", "member", None, json!({ "via": "invitation" })),
+        Event::MemberRoleChanged { before, after } => draft(
+            "member.role_changed",
+            "member",
+            None,
+            json!({ "before": before.as_str(), "after": after.as_str() }),
+        ),
+        Event::MemberRemoved {} => draft("member.removed", "member", None, json!({})),
+        // The key's hash (`key_hash`) is deliberately left out: no entry holds a secret or its hash.
+        Event::ApiKeyCreated { name, preview, scopes, expires_at, allowed_domains, key_hash: _, created_by: _ } => {
+            draft(
+                "api_key.created",
+                "api_key",
+                Some(name.as_str().to_owned()),
+                json!({
+                    "scopes": scopes.as_set().names(),
+                    "expires_at": expires_at.as_ref().map(domain::format_time),
+                    "allowed_domains": allowed_domains.to_strings(),
+                    "preview": preview.as_str(),
+                }),
+            )
+        }
+        Event::ApiKeyDomainsUpdated { before, after } => draft(
+            "api_key.domains_updated",
+            "api_key",
+            None,
+            json!({ "before": before.to_strings(), "after": after.to_strings() }),
+        ),
+        Event::ApiKeyRevoked { reason } => draft("api_key.revoked", "api_key", None, json!({ "reason": reason.as_str() })),
+        // Details are filled in from the key's Created event (its `expires_at`).
+        Event::ApiKeyExpired {} => draft("api_key.expired", "api_key", None, json!({})),
+        Event::ApiKeyUsed { .. } => return None,
+    })
+}
+
+/// The first event of a stream (the one that created the member, key or firm).
+async fn first_event(conn: &mut PgConnection, stream: Uuid) -> Result<Option<Event>, sqlx::Error> {
+    let row: Option<(String, Value)> =
+        sqlx::query_as("SELECT event_type, payload FROM events WHERE stream_id = $1 AND version = 1")
+            .bind(stream)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(row.and_then(|(event_type, payload)| Event::from_stored(&event_type, payload).ok()))
+}
+
+/// The name a member or key was created with. No event renames either, so this is also the
+/// name they had whenever they acted or were acted on; and it comes from the log alone, so a
+/// rebuild finds the same.
+fn name_of(created: Option<&Event>) -> Option<String> {
+    match created? {
+        Event::MemberRegistered { name, .. } | Event::MemberInvited { name, .. } => Some(name.as_str().to_owned()),
+        Event::ApiKeyCreated { name, .. } => Some(name.as_str().to_owned()),
+        Event::FirmCreated { name, .. } => Some(name.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+/// The last entry of a firm's chain: its sequence and hash.
+async fn chain_head(conn: &mut PgConnection, firm: Uuid) -> Result<(i64, String), sqlx::Error> {
+    let head: Option<(i64, String)> =
+        sqlx::query_as("SELECT sequence, hash FROM audit_log WHERE firm_id = $1 ORDER BY sequence DESC LIMIT 1")
+            .bind(firm)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(head.unwrap_or((0, GENESIS_HASH.to_owned())))
+}
+
+/// Folds one event into its firm's audit log, appending an entry to the firm's chain.
+///
+/// Called in the transaction that appended the event, which holds the firm's command lock, so
+/// no other writer can extend the chain between the read of its head and the insert. Applying
+/// an event twice changes nothing.
+pub async fn apply(conn: &mut PgConnection, e: &RecordedEvent) -> Result<(), sqlx::Error> {
+    let Some(draft) = draft(e) else { return Ok(()) };
+    let seen: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM audit_log WHERE id = $1)")
+        .bind(e.id.as_uuid())
+        .fetch_one(&mut *conn)
+        .await?;
+    if seen {
+        return Ok(());
+    }
+    let actor = match e.metadata.actor {
+        Actor::Member(id) => {
+            let created = first_event(conn, id.as_uuid()).await?;
+            EntryActor { kind: "member".into(), id: Some(id.as_uuid()), name: name_of(created.as_ref()) }
+        }
+        Actor::System => EntryActor { kind: "system".into(), id: None, name: None },
+    };
+    let mut details = draft.details;
+    let target_name = match draft.target_name {
+        Some(name) => Some(name),
+        None => {
+            let created = first_event(conn, e.stream_id).await?;
+            if let (Event::ApiKeyExpired {}, Some(Event::ApiKeyCreated { expires_at, .. })) = (&e.event, &created) {
+                details = json!({ "expires_at": expires_at.as_ref().map(domain::format_time) });
+            }
+            name_of(created.as_ref())
+        }
+    };
+    let firm = e.metadata.firm_id.as_uuid();
+    let (last_sequence, previous_hash) = chain_head(conn, firm).await?;
+    let mut entry = AuditEntry {
+        id: e.id.as_uuid(),
+        sequence: last_sequence + 1,
+        occurred_at: e.metadata.occurred_at,
+        action: draft.action.to_owned(),
+        actor,
+        target: EntryTarget { kind: draft.target_kind.to_owned(), id: draft.target_id, name: target_name },
+        details,
+        hash: String::new(),
+        previous_hash,
+    };
+    entry.hash = entry.expected_hash();
+    sqlx::query(
+        "INSERT INTO audit_log (firm_id, sequence, id, occurred_at, action, actor_type, actor_id, actor_name,
+                                target_type, target_id, target_name, details, previous_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(firm)
+    .bind(entry.sequence)
+    .bind(entry.id)
+    .bind(entry.occurred_at)
+    .bind(&entry.action)
+    .bind(&entry.actor.kind)
+    .bind(entry.actor.id)
+    .bind(&entry.actor.name)
+    .bind(&entry.target.kind)
+    .bind(&entry.target.id)
+    .bind(&entry.target.name)
+    .bind(&entry.details)
+    .bind(&entry.previous_hash)
+    .bind(&entry.hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+const COLUMNS: &str = "id, sequence, occurred_at, action, actor_type, actor_id, actor_name, target_type, target_id, \
+     target_name, details, hash, previous_hash";
+
+fn entry_from_row(row: &PgRow) -> Result<AuditEntry, sqlx::Error> {
+    Ok(AuditEntry {
+        id: row.try_get("id")?,
+        sequence: row.try_get("sequence")?,
+        occurred_at: row.try_get("occurred_at")?,
+        action: row.try_get("action")?,
+        actor: EntryActor {
+            kind: row.try_get("actor_type")?,
+            id: row.try_get("actor_id")?,
+            name: row.try_get("actor_name")?,
+        },
+        target: EntryTarget {
+            kind: row.try_get("target_type")?,
+            id: row.try_get("target_id")?,
+            name: row.try_get("target_name")?,
+        },
+        details: row.try_get("details")?,
+        hash: row.try_get("hash")?,
+        previous_hash: row.try_get("previous_hash")?,
+    })
+}
+
+/// The filters of the audit log's list and export; they combine (all must hold).
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only entries about this key.
+    pub api_key_id: Option<Uuid>,
+    /// Only entries this member caused.
+    pub actor_id: Option<Uuid>,
+    /// Only entries at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Only entries strictly before this instant.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl AuditFilter {
+    fn push(&self, query: &mut QueryBuilder<'_, Postgres>) {
+        if let Some(action) = &self.action {
+            query.push(" AND action = ").push_bind(action.clone());
+        }
+        if let Some(key) = self.api_key_id {
+            query.push(" AND target_type = 'api_key' AND target_id = ").push_bind(key.to_string());
+        }
+        if let Some(actor) = self.actor_id {
+            query.push(" AND actor_id = ").push_bind(actor);
+        }
+        if let Some(since) = self.since {
+            query.push(" AND occurred_at >= ").push_bind(since);
+        }
+        if let Some(until) = self.until {
+            query.push(" AND occurred_at < ").push_bind(until);
+        }
+    }
+}
+
+/// A page of `firm`'s entries, newest (highest sequence) first. Cursors name an entry's id; the
+/// page continues from that entry's sequence.
+pub async fn entries(
+    pool: &PgPool,
+    firm: FirmId,
+    filter: &AuditFilter,
+    page: PageRequest,
+) -> Result<Page<AuditEntry>, sqlx::Error> {
+    let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM audit_log WHERE firm_id = "));
+    query.push_bind(firm.as_uuid());
+    filter.push(&mut query);
+    let order = match page.cursor {
+        None => "DESC",
+        Some(Cursor { boundary, direction }) => {
+            let (op, order) = match direction {
+                Direction::Older => ("<", "DESC"),
+                Direction::Newer => (">", "ASC"),
+            };
+            query
+                .push(format!(" AND sequence {op} (SELECT b.sequence FROM audit_log b WHERE b.firm_id = "))
+                .push_bind(firm.as_uuid())
+                .push(" AND b.id = ")
+                .push_bind(boundary)
+                .push(")");
+            order
+        }
+    };
+    query.push(format!(" ORDER BY sequence {order} LIMIT ")).push_bind(page.limit + 1);
+    let rows = query.build().fetch_all(pool).await?;
+    let entries = rows.iter().map(entry_from_row).collect::<Result<Vec<_>, _>>()?;
+    Ok(page.page(entries, |e| e.id))
+}
+
+/// Up to `limit` of `firm`'s entries with a sequence in `(after, up_to]`, oldest first: a batch
+/// of an export.
+pub async fn batch(
+    pool: &PgPool,
+    firm: FirmId,
+    filter: &AuditFilter,
+    after: i64,
+    up_to: i64,
+    limit: i64,
+) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM audit_log WHERE firm_id = "));
+    query.push_bind(firm.as_uuid());
+    filter.push(&mut query);
+    query.push(" AND sequence > ").push_bind(after);
+    query.push(" AND sequence <= ").push_bind(up_to);
+    query.push(" ORDER BY sequence LIMIT ").push_bind(limit);
+    let rows = query.build().fetch_all(pool).await?;
+    rows.iter().map(entry_from_row).collect()
+}
+
+/// The sequence of `firm`'s newest entry (0 when it has none).
+pub async fn last_sequence(pool: &PgPool, firm: FirmId) -> Result<i64, sqlx::Error> {
+    let last: Option<i64> = sqlx::query_scalar("SELECT max(sequence) FROM audit_log WHERE firm_id = $1")
+        .bind(firm.as_uuid())
+        .fetch_one(pool)
+        .await?;
+    Ok(last.unwrap_or(0))
+}
+
+/// What walking a firm's chain found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    /// True when every entry is intact and in place.
+    pub ok: bool,
+    /// How many entries the firm's log holds.
+    pub entries: i64,
+    /// The first sequence at which the chain breaks: an entry whose fields no longer give its
+    /// hash, whose `previous_hash` is not the hash before it, or that is missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_broken_sequence: Option<i64>,
+}
+
+/// Entries read per round trip when walking or exporting a chain.
+pub const BATCH: i64 = 1000;
+
+/// Walks `firm`'s chain from the first entry and names the first broken one.
+pub async fn verify(pool: &PgPool, firm: FirmId) -> Result<Verification, sqlx::Error> {
+    let up_to = last_sequence(pool, firm).await?;
+    let mut expected_sequence = 1;
+    let mut previous_hash = GENESIS_HASH.to_owned();
+    let mut broken = None;
+    let mut after = 0;
+    'walk: loop {
+        let entries = batch(pool, firm, &AuditFilter::default(), after, up_to, BATCH).await?;
+        let Some(last) = entries.last() else { break };
+        after = last.sequence;
+        for entry in &entries {
+            if entry.sequence != expected_sequence
+                || entry.previous_hash != previous_hash
+                || entry.hash != entry.expected_hash()
+            {
+                broken = Some(expected_sequence);
+                break 'walk;
+            }
+            previous_hash.clone_from(&entry.hash);
+            expected_sequence += 1;
+        }
+    }
+    let entries: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE firm_id = $1")
+        .bind(firm.as_uuid())
+        .fetch_one(pool)
+        .await?;
+    Ok(Verification { ok: broken.is_none(), entries, first_broken_sequence: broken })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn entry(sequence: i64, previous_hash: &str, details: Value) -> AuditEntry {
+        let mut entry = AuditEntry {
+            id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + sequence as u128),
+            sequence,
+            occurred_at: Utc.with_ymd_and_hms(2026, 11, 27, 15, 45, 18).unwrap()
+                + chrono::TimeDelta::milliseconds(123),
+            action: "api_key.revoked".into(),
+            actor: EntryActor { kind: "member".into(), id: Some(Uuid::from_u128(7)), name: Some("Olivia Owner".into()) },
+            target: EntryTarget { kind: "api_key".into(), id: Uuid::from_u128(9).to_string(), name: Some("Sync".into()) },
+            details,
+            hash: String::new(),
+            previous_hash: previous_hash.to_owned(),
+        };
+        entry.hash = entry.expected_hash();
+        entry
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_depth_and_has_no_whitespace() {
+        let value = json!({"b": 1, "a": {"z": [3, {"y": null, "x": true}], "c": "é/\"\\\n\u{1}"}});
+        assert_eq!(canonical_json(&value), r#"{"a":{"c":"é/\"\\\n\u0001","z":[3,{"x":true,"y":null}]},"b":1}"#);
+    }
+
+    #[test]
+    fn canonical_json_does_not_depend_on_insertion_order() {
+        let one = json!({"sequence": 1, "action": "x", "details": {"before": [], "after": ["a"]}});
+        let mut other = serde_json::Map::new();
+        other.insert("details".into(), json!({"after": ["a"], "before": []}));
+        other.insert("action".into(), json!("x"));
+        other.insert("sequence".into(), json!(1));
+        assert_eq!(canonical_json(&one), canonical_json(&Value::Object(other)));
+    }
+
+    #[test]
+    fn canonical_json_escapes_exactly_like_json_requires() {
+        let text = "tab\t cr\r bs\u{8} ff\u{c} nul\u{0} unit\u{1f} del\u{7f} emoji😀 slash/";
+        let canonical = canonical_json(&json!(text));
+        assert_eq!(canonical, "\"tab\\t cr\\r bs\\b ff\\f nul\\u0000 unit\\u001f del\u{7f} emoji😀 slash/\"");
+        // And it is JSON that reads back as the same string.
+        assert_eq!(serde_json::from_str::<String>(&canonical).unwrap(), text);
+    }
+
+    #[test]
+    fn the_hashed_form_of_an_entry_is_pinned() {
+        let first = entry(1, GENESIS_HASH, json!({"reason": "revoked_by_member"}));
+        assert_eq!(
+            canonical_json(&first.hashed_fields()),
+            concat!(
+                r#"{"action":"api_key.revoked","actor":{"id":"00000000-0000-0000-0000-000000000007","name":"Olivia Owner","type":"member"},"#,
+                r#""details":{"reason":"revoked_by_member"},"id":"01900000-0000-7000-8000-000000000001","occurred_at":"2026-11-27T15:45:18.123Z","#,
+                r#""sequence":1,"target":{"id":"00000000-0000-0000-0000-000000000009","name":"Sync","type":"api_key"}}"#
+            )
+        );
+        // SHA-256 over the 64 zeros followed by that text.
+        let mut hasher = Sha256::new();
+        hasher.update(GENESIS_HASH.as_bytes());
+        hasher.update(canonical_json(&first.hashed_fields()).as_bytes());
+        assert_eq!(first.hash, hex::encode(hasher.finalize()));
+        assert_eq!(first.hash.len(), 64);
+    }
+
+    #[test]
+    fn an_entry_as_served_can_be_checked_from_its_json_alone() {
+        let first = entry(1, GENESIS_HASH, json!({"reason": "revoked_by_member"}));
+        let mut served = serde_json::to_value(&first).unwrap();
+        let object = served.as_object_mut().unwrap();
+        let hash = object.remove("hash").unwrap();
+        let previous = object.remove("previous_hash").unwrap();
+        assert_eq!(json!(chain_hash(previous.as_str().unwrap(), &canonical_json(&served))), hash);
+    }
+
+    #[test]
+    fn a_chain_links_each_entry_to_the_one_before_and_any_edit_breaks_it() {
+        let first = entry(1, GENESIS_HASH, json!({"reason": "revoked_by_member"}));
+        let second = entry(2, &first.hash, json!({"before": [], "after": ["app.example.com"]}));
+        assert_eq!(second.previous_hash, first.hash);
+        assert_ne!(first.hash, second.hash);
+        assert_eq!(second.hash, second.expected_hash());
+
+        let mut tampered = second.clone();
+        tampered.details = json!({"before": [], "after": ["evil.example.com"]});
+        assert_ne!(tampered.hash, tampered.expected_hash());
+
+        let mut renamed = first.clone();
+        renamed.actor.name = Some("Mallory".into());
+        assert_ne!(renamed.hash, renamed.expected_hash());
+
+        // Re-hashing a tampered entry does not help: the next entry no longer points at it.
+        let mut rehashed = first.clone();
+        rehashed.details = json!({"reason": "creator_removed"});
+        rehashed.hash = rehashed.expected_hash();
+        assert_ne!(second.previous_hash, rehashed.hash);
+    }
+
+    #[test]
+    fn used_events_make_no_entry_and_a_created_key_keeps_its_hash_out() {
+        use commands::store::{FeedPosition, Metadata};
+        let secret = domain::ApiKeySecret::generate();
+        let event = |event| RecordedEvent {
+            feed: FeedPosition::START,
+            id: domain::EventId::new(),
+            stream_id: Uuid::now_v7(),
+            stream_kind: domain::StreamKind::ApiKey,
+            version: 1,
+            event,
+            metadata: Metadata {
+                firm_id: FirmId::new(),
+                actor: Actor::System,
+                request_id: None,
+                occurred_at: Utc::now(),
+            },
+        };
+        assert!(draft(&event(Event::ApiKeyUsed { last_used_at: Utc::now(), count: 3 })).is_none());
+        let created = event(Event::ApiKeyCreated {
+            name: domain::names::KeyName::parse("Sync").unwrap(),
+            key_hash: secret.hash(),
+            preview: secret.preview(),
+            scopes: domain::Scopes::parse(&["contacts:read"]).unwrap(),
+            expires_at: None,
+            allowed_domains: domain::AllowedDomains::any(),
+            created_by: domain::MemberId::new(),
+        });
+        let details = draft(&created).unwrap().details;
+        let text = details.to_string();
+        assert!(!text.contains(&secret.hash().to_hex()), "{text}");
+        assert!(!text.contains(secret.expose()), "{text}");
+        assert_eq!(details["preview"], json!(secret.preview().as_str()));
+        assert_eq!(details.as_object().unwrap().keys().count(), 4);
+    }
+}
