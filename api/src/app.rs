@@ -35,6 +35,15 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// True while this node can show its verification state is current: its NATS connection
+    /// is up and its runner follows the feed. Otherwise keys are verified against Postgres.
+    pub fn trusts_verification_cache(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.nats.connection_state() == async_nats::connection::State::Connected
+            && self.verification_status.following.load(Ordering::Relaxed)
+            && self.verification_status.caught_up.load(Ordering::Relaxed)
+    }
+
     /// The database pool (the log and the read models).
     pub fn pool(&self) -> &sqlx::PgPool {
         &self.commands.log.pool
@@ -47,6 +56,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(routes::ops::router())
         .merge(routes::members::router())
         .merge(routes::api_keys::router())
+        .merge(routes::data::router())
+        .merge(routes::audit::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

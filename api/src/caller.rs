@@ -54,19 +54,26 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             Credential::Session(_) => Member::from_request_parts(parts, state).await.map(|Member(m)| Caller::Member(m)),
             Credential::ApiKey(presented) => {
                 let origin = parts.headers.get(ORIGIN).map(|v| v.to_str().unwrap_or("null"));
-                verify_key(state, &presented, origin).map(Caller::ApiKey)
+                verify_key(state, &presented, origin).await.map(Caller::ApiKey)
             }
         }
     }
 }
 
-/// Steps 1 to 3 of verification, from memory; a key that passes 1 and 2 counts as used.
-pub fn verify_key(state: &AppState, presented: &str, origin: Option<&str>) -> Result<VerifiedKey, ApiError> {
+/// Steps 1 to 3 of verification; a key that passes 1 and 2 counts as used. From memory while
+/// this node can show its cache is current; from Postgres while it cannot (NATS lost).
+pub async fn verify_key(state: &AppState, presented: &str, origin: Option<&str>) -> Result<VerifiedKey, ApiError> {
+    // A malformed key or a bad checksum is refused before any lookup.
     let secret = ApiKeySecret::parse(presented).map_err(|_| ApiError::InvalidApiKey)?;
     let hash = secret.hash();
     let now = commands::log::now();
-    let verification = state.verification.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let key = verification.key(&hash).ok_or(ApiError::InvalidApiKey)?;
+    let (key, creator_permissions) = if state.trusts_verification_cache() {
+        let verification = state.verification.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = verification.key(&hash).ok_or(ApiError::InvalidApiKey)?;
+        (key.clone(), verification.creator_permissions(key))
+    } else {
+        projections::verification::load_key(state.pool(), &hash).await?.ok_or(ApiError::InvalidApiKey)?
+    };
     if key.revoked {
         return Err(ApiError::ApiKeyRevoked);
     }
@@ -78,14 +85,13 @@ pub fn verify_key(state: &AppState, presented: &str, origin: Option<&str>) -> Re
         firm_id: FirmId::from_uuid(key.firm),
         creator: MemberId::from_uuid(key.creator),
         scopes: key.scopes,
-        creator_permissions: verification.creator_permissions(key),
+        creator_permissions,
     };
+    state.usage.record(verified.key_id, verified.firm_id, now);
     let origin_allowed = match origin {
         Some(origin) if !key.allowed_domains.is_any() => key.allowed_domains.allows_origin(origin),
         _ => true,
     };
-    drop(verification);
-    state.usage.record(verified.key_id, verified.firm_id, now);
     if !origin_allowed {
         return Err(ApiError::OriginNotAllowed);
     }

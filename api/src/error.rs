@@ -82,6 +82,9 @@ pub enum ApiError {
     /// 409 `concurrent_modification`.
     #[error("the resource was changed by another request at the same time; try again")]
     Conflict,
+    /// 409 `record_in_use`: a record that other records still refer to cannot be deleted.
+    #[error("matters or matter types still refer to this record; change or delete them first")]
+    RecordInUse,
     /// 413 `payload_too_large`.
     #[error("the request body is larger than 64 KiB")]
     PayloadTooLarge,
@@ -128,6 +131,7 @@ impl ApiError {
             OwnerCannotBeRemoved => (StatusCode::CONFLICT, "owner_cannot_be_removed"),
             MemberNotActive => (StatusCode::CONFLICT, "member_not_active"),
             Conflict => (StatusCode::CONFLICT, "concurrent_modification"),
+            RecordInUse => (StatusCode::CONFLICT, "record_in_use"),
             PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),

@@ -6,8 +6,9 @@ use commands::nats::NatsNames;
 use commands::relay::{Relay, RelayStatus};
 use commands::usage::UsageRecorder;
 use commands::{Commands, EventLog};
+use projections::cluster::Cluster;
 use projections::read_models::PgReadModels;
-use projections::runner::{LocalBarrier, ProjectionStatus, Runner};
+use projections::runner::{ProjectionStatus, Runner};
 use projections::verification::{SharedVerification, VerificationProjection, VerificationState};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// How long a command waits at most for this node's verification state to reflect it.
+/// How long a command waits at most for every node's verification state to reflect it.
 const BARRIER_BOUND: Duration = Duration::from_secs(2);
 
 /// A running service.
@@ -60,11 +61,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     // node does not replay the whole log to start.
     let verification: SharedVerification = Arc::new(RwLock::new(VerificationState::load(&pool).await?));
     let verification_status = Arc::new(ProjectionStatus::default());
-    let log = EventLog::new(
-        pool.clone(),
-        Arc::new(PgReadModels),
-        Arc::new(LocalBarrier { status: verification_status.clone(), bound: BARRIER_BOUND }),
-    );
+    let cluster = Arc::new(Cluster::new(
+        async_nats::jetstream::new(nats.clone()),
+        names.clone(),
+        verification.clone(),
+        verification_status.clone(),
+        BARRIER_BOUND,
+    ));
+    let log = EventLog::new(pool.clone(), Arc::new(PgReadModels), cluster.clone());
     let relay_status = Arc::new(RelayStatus::default());
     let relay = Relay {
         pool: pool.clone(),
@@ -104,6 +108,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
             runner.run(shutdown).await;
+            Ok(())
+        });
+    }
+    {
+        let (cluster, shutdown) = (cluster.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            cluster.publish(shutdown).await;
             Ok(())
         });
     }

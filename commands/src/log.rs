@@ -3,7 +3,7 @@
 //! every node's verification state reflects them.
 
 use crate::error::CommandError;
-use crate::store::{self, Append, FeedPosition, Metadata, RecordedEvent};
+use crate::store::{self, Append, Metadata, RecordedEvent};
 use domain::FirmId;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,12 +18,12 @@ pub trait ReadModels: Send + Sync {
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error>;
 }
 
-/// Waits until every live node's verification state has applied the feed up to a position.
+/// Waits until every live node's verification state reflects a command's events.
 #[async_trait::async_trait]
 pub trait Barrier: Send + Sync {
-    /// Returns once every live node has applied `position`, or once the bound passes (a node
-    /// that is not current by then has stopped trusting its cache).
-    async fn wait_for(&self, position: FeedPosition);
+    /// Returns once every live node has applied `events` (just committed, in feed order), or
+    /// once the bound passes.
+    async fn wait_for(&self, events: &[RecordedEvent]);
 }
 
 /// A barrier for processes that verify nothing (the CLI, some tests).
@@ -31,7 +31,7 @@ pub struct NoBarrier;
 
 #[async_trait::async_trait]
 impl Barrier for NoBarrier {
-    async fn wait_for(&self, _position: FeedPosition) {}
+    async fn wait_for(&self, _events: &[RecordedEvent]) {}
 }
 
 /// The event log as commands use it.
@@ -111,14 +111,16 @@ impl EventLog {
 
     /// Tells the relays that events were committed, and waits for the barrier.
     pub async fn announce(&self, recorded: &[RecordedEvent]) {
-        let Some(last) = recorded.iter().map(|e| e.feed).max() else { return };
+        if recorded.is_empty() {
+            return;
+        }
         self.appended.fetch_add(recorded.len() as u64, Ordering::Relaxed);
         self.committed.notify_one();
         // Other nodes' relays listen; if this fails their fallback poll still finds the events.
         if let Err(error) = sqlx::query("SELECT pg_notify($1, '')").bind(FEED_CHANNEL).execute(&self.pool).await {
             tracing::warn!(%error, "could not announce a commit to other nodes");
         }
-        self.barrier.wait_for(last).await;
+        self.barrier.wait_for(recorded).await;
     }
 }
 

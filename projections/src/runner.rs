@@ -221,21 +221,3 @@ async fn next(messages: &mut Option<jetstream::consumer::pull::Ordered>) -> Opti
         None => std::future::pending().await,
     }
 }
-
-/// This node's consistency barrier: a command returns once this node's projection reflects it.
-/// (Other nodes are not waited for yet: see docs/decisions.md.)
-pub struct LocalBarrier {
-    /// The projection waited for.
-    pub status: Arc<ProjectionStatus>,
-    /// How long a command waits at most.
-    pub bound: Duration,
-}
-
-#[async_trait::async_trait]
-impl commands::Barrier for LocalBarrier {
-    async fn wait_for(&self, position: FeedPosition) {
-        if !self.status.wait_for(position, self.bound).await {
-            tracing::warn!(%position, "the verification state did not reflect a command within its bound");
-        }
-    }
-}

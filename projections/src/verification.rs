@@ -103,20 +103,32 @@ impl VerificationState {
         self.keys.len()
     }
 
-    /// Folds one event, if it is beyond the checkpoint; events already reflected (by stream
-    /// version) change nothing.
+    /// Folds one event of the feed, if it is beyond the checkpoint; events already reflected
+    /// (by stream version) change nothing.
     pub fn apply(&mut self, e: &RecordedEvent) {
         if e.feed <= self.checkpoint {
             return;
         }
         self.checkpoint = e.feed;
+        self.fold(e, |held, event| held < event);
+    }
+
+    /// Folds an event this node has just committed, ahead of the feed, if it is the very next
+    /// version of its stream here (otherwise the feed brings it, in order, soon). The checkpoint
+    /// does not move: the feed still delivers the event, and its version makes that a no-op.
+    pub fn apply_own(&mut self, e: &RecordedEvent) {
+        self.fold(e, |held, event| held + 1 == event);
+    }
+
+    /// Folds `e` into whatever it changes, where `applies(held version, event version)`.
+    fn fold(&mut self, e: &RecordedEvent, applies: impl Fn(i32, i32) -> bool) {
         let firm = e.metadata.firm_id.as_uuid();
         match &e.event {
             Event::FirmCreated { grid, .. } => {
                 self.firms.entry(e.stream_id).or_insert(CachedFirm { grid: *grid, version: e.version });
             }
             Event::RolePermissionsChanged { role, after, .. } => {
-                if let Some(cached) = self.firms.get_mut(&e.stream_id).filter(|f| f.version < e.version) {
+                if let Some(cached) = self.firms.get_mut(&e.stream_id).filter(|f| applies(f.version, e.version)) {
                     cached.grid = cached.grid.with(*role, *after).unwrap_or(cached.grid);
                     cached.version = e.version;
                 }
@@ -130,19 +142,19 @@ impl VerificationState {
                 });
             }
             Event::MemberRoleChanged { after, .. } => {
-                if let Some(member) = self.members.get_mut(&e.stream_id).filter(|m| m.version < e.version) {
+                if let Some(member) = self.members.get_mut(&e.stream_id).filter(|m| applies(m.version, e.version)) {
                     member.role = *after;
                     member.version = e.version;
                 }
             }
             Event::MemberRemoved {} => {
-                if let Some(member) = self.members.get_mut(&e.stream_id).filter(|m| m.version < e.version) {
+                if let Some(member) = self.members.get_mut(&e.stream_id).filter(|m| applies(m.version, e.version)) {
                     member.active = false;
                     member.version = e.version;
                 }
             }
             Event::InvitationAccepted {} => {
-                if let Some(member) = self.members.get_mut(&e.stream_id).filter(|m| m.version < e.version) {
+                if let Some(member) = self.members.get_mut(&e.stream_id).filter(|m| applies(m.version, e.version)) {
                     member.version = e.version;
                 }
             }
@@ -165,16 +177,23 @@ impl VerificationState {
                     );
                 }
             }
-            Event::ApiKeyDomainsUpdated { after, .. } => self.update_key(e, |k| k.allowed_domains = after.clone()),
-            Event::ApiKeyRevoked { .. } => self.update_key(e, |k| k.revoked = true),
-            Event::ApiKeyExpired {} => self.update_key(e, |k| k.expired_recorded = true),
-            Event::ApiKeyUsed { .. } => self.update_key(e, |_| {}),
+            Event::ApiKeyDomainsUpdated { after, .. } => {
+                self.update_key(e, &applies, |k| k.allowed_domains = after.clone())
+            }
+            Event::ApiKeyRevoked { .. } => self.update_key(e, &applies, |k| k.revoked = true),
+            Event::ApiKeyExpired {} => self.update_key(e, &applies, |k| k.expired_recorded = true),
+            Event::ApiKeyUsed { .. } => self.update_key(e, &applies, |_| {}),
         }
     }
 
-    fn update_key(&mut self, e: &RecordedEvent, change: impl FnOnce(&mut CachedKey)) {
+    fn update_key(
+        &mut self,
+        e: &RecordedEvent,
+        applies: &impl Fn(i32, i32) -> bool,
+        change: impl FnOnce(&mut CachedKey),
+    ) {
         let Some(hash) = self.hashes.get(&e.stream_id) else { return };
-        if let Some(key) = self.keys.get_mut(hash).filter(|k| k.version < e.version) {
+        if let Some(key) = self.keys.get_mut(hash).filter(|k| applies(k.version, e.version)) {
             change(key);
             key.version = e.version;
         }
@@ -217,43 +236,51 @@ impl VerificationState {
         )
         .fetch_all(&mut *tx)
         .await?;
-        for KeyRow {
-            id,
-            firm_id: firm,
-            created_by: creator,
-            key_hash: hash,
-            scopes,
-            allowed_domains: domains,
-            expires_at,
-            lifecycle,
-            version,
-        } in keys
-        {
-            let (Some(hash), Ok(scopes), Ok(allowed_domains)) =
-                (KeyHash::from_slice(&hash), PermissionSet::parse(&scopes), AllowedDomains::parse(&domains))
-            else {
+        for row in keys {
+            let id = row.id;
+            let Some((hash, key)) = row.into_cached() else {
                 tracing::error!(api_key_id = %id, "unreadable key row; the key will not verify");
                 continue;
             };
             state.hashes.insert(id, hash);
-            state.keys.insert(
-                hash,
-                CachedKey {
-                    id,
-                    firm,
-                    creator,
-                    scopes,
-                    allowed_domains,
-                    expires_at,
-                    revoked: lifecycle == "revoked",
-                    expired_recorded: lifecycle == "expired",
-                    version,
-                },
-            );
+            state.keys.insert(hash, key);
         }
         tx.commit().await?;
         Ok(state)
     }
+}
+
+/// One key and its creator's permissions now, read from Postgres: the verification of a node
+/// that cannot show its cache is current.
+pub async fn load_key(pool: &PgPool, hash: &KeyHash) -> Result<Option<(CachedKey, PermissionSet)>, sqlx::Error> {
+    let row: Option<KeyWithCreatorRow> = sqlx::query_as(
+        "SELECT k.id, k.firm_id, k.created_by, k.key_hash, k.scopes, k.allowed_domains, k.expires_at, k.lifecycle,
+                k.version, m.role AS creator_role, m.status AS creator_status, rp.permissions AS creator_permissions
+         FROM api_keys k
+         JOIN members m ON m.id = k.created_by
+         LEFT JOIN role_permissions rp ON rp.firm_id = k.firm_id AND rp.role = m.role
+         WHERE k.key_hash = $1",
+    )
+    .bind(hash.as_bytes().as_slice())
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let creator_permissions = match Role::parse(&row.creator_role) {
+        _ if row.creator_status != "active" => PermissionSet::EMPTY,
+        Ok(Role::Owner) => PermissionSet::all(),
+        Ok(_) => PermissionSet::parse(&row.creator_permissions.unwrap_or_default()).unwrap_or_default(),
+        Err(_) => PermissionSet::EMPTY,
+    };
+    Ok(row.key.into_cached().map(|(_, key)| (key, creator_permissions)))
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyWithCreatorRow {
+    #[sqlx(flatten)]
+    key: KeyRow,
+    creator_role: String,
+    creator_status: String,
+    creator_permissions: Option<Vec<String>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -267,6 +294,30 @@ struct KeyRow {
     expires_at: Option<Timestamp>,
     lifecycle: String,
     version: i32,
+}
+
+impl KeyRow {
+    /// The key as verification holds it, with the hash it is found by; `None` for a row that
+    /// does not parse (logged by the caller; such a key cannot verify).
+    fn into_cached(self) -> Option<(KeyHash, CachedKey)> {
+        let hash = KeyHash::from_slice(&self.key_hash)?;
+        let scopes = PermissionSet::parse(&self.scopes).ok()?;
+        let allowed_domains = AllowedDomains::parse(&self.allowed_domains).ok()?;
+        Some((
+            hash,
+            CachedKey {
+                id: self.id,
+                firm: self.firm_id,
+                creator: self.created_by,
+                scopes,
+                allowed_domains,
+                expires_at: self.expires_at,
+                revoked: self.lifecycle == "revoked",
+                expired_recorded: self.lifecycle == "expired",
+                version: self.version,
+            },
+        ))
+    }
 }
 
 /// The node's verification state, shared by request handlers (readers) and the runner (writer).
