@@ -62,7 +62,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let verification: SharedVerification = Arc::new(RwLock::new(VerificationState::load(&pool).await?));
     let verification_status = Arc::new(ProjectionStatus::default());
     let cluster = Arc::new(Cluster::new(
-        async_nats::jetstream::new(nats.clone()),
+        nats.clone(),
         names.clone(),
         verification.clone(),
         verification_status.clone(),
@@ -79,7 +79,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     };
     let runner = Runner {
         pool: pool.clone(),
-        jetstream: async_nats::jetstream::new(nats.clone()),
+        nats: nats.clone(),
         names: names.clone(),
         projection: VerificationProjection { state: verification.clone() },
         status: verification_status.clone(),

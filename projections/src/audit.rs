@@ -243,12 +243,9 @@ fn draft(e: &RecordedEvent) -> Option<Draft> {
             json!({ "email": email.as_str(), "role": role.as_str() }),
         ),
         Event::InvitationAccepted {} => draft("member.joined", "member", None, json!({ "via": "invitation" })),
-        Event::MemberRoleChanged { before, after } => draft(
-            "member.role_changed",
-            "member",
-            None,
-            json!({ "before": before.as_str(), "after": after.as_str() }),
-        ),
+        Event::MemberRoleChanged { before, after } => {
+            draft("member.role_changed", "member", None, json!({ "before": before.as_str(), "after": after.as_str() }))
+        }
         Event::MemberRemoved {} => draft("member.removed", "member", None, json!({})),
         // The key's hash (`key_hash`) is deliberately left out: no entry holds a secret or its hash.
         Event::ApiKeyCreated { name, preview, scopes, expires_at, allowed_domains, key_hash: _, created_by: _ } => {
@@ -270,7 +267,9 @@ fn draft(e: &RecordedEvent) -> Option<Draft> {
             None,
             json!({ "before": before.to_strings(), "after": after.to_strings() }),
         ),
-        Event::ApiKeyRevoked { reason } => draft("api_key.revoked", "api_key", None, json!({ "reason": reason.as_str() })),
+        Event::ApiKeyRevoked { reason } => {
+            draft("api_key.revoked", "api_key", None, json!({ "reason": reason.as_str() }))
+        }
         // Details are filled in from the key's Created event (its `expires_at`).
         Event::ApiKeyExpired {} => draft("api_key.expired", "api_key", None, json!({})),
         Event::ApiKeyUsed { .. } => return None,
@@ -556,11 +555,18 @@ mod tests {
         let mut entry = AuditEntry {
             id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + sequence as u128),
             sequence,
-            occurred_at: Utc.with_ymd_and_hms(2026, 11, 27, 15, 45, 18).unwrap()
-                + chrono::TimeDelta::milliseconds(123),
+            occurred_at: Utc.with_ymd_and_hms(2026, 11, 27, 15, 45, 18).unwrap() + chrono::TimeDelta::milliseconds(123),
             action: "api_key.revoked".into(),
-            actor: EntryActor { kind: "member".into(), id: Some(Uuid::from_u128(7)), name: Some("Olivia Owner".into()) },
-            target: EntryTarget { kind: "api_key".into(), id: Uuid::from_u128(9).to_string(), name: Some("Sync".into()) },
+            actor: EntryActor {
+                kind: "member".into(),
+                id: Some(Uuid::from_u128(7)),
+                name: Some("Olivia Owner".into()),
+            },
+            target: EntryTarget {
+                kind: "api_key".into(),
+                id: Uuid::from_u128(9).to_string(),
+                name: Some("Sync".into()),
+            },
             details,
             hash: String::new(),
             previous_hash: previous_hash.to_owned(),

@@ -28,6 +28,7 @@ pub struct Cluster {
     pub node_id: Uuid,
     /// The nodes stream (one subject per node, last message kept, messages expire), once reachable.
     bucket: tokio::sync::OnceCell<stream::Stream>,
+    nats: async_nats::Client,
     jetstream: jetstream::Context,
     names: NatsNames,
     /// This node's verification progress.
@@ -41,17 +42,23 @@ pub struct Cluster {
 impl Cluster {
     /// A node publishing `status` under a fresh id, folding its own commands into `verification`.
     pub fn new(
-        jetstream: jetstream::Context,
+        nats: async_nats::Client,
         names: NatsNames,
         verification: SharedVerification,
         status: Arc<ProjectionStatus>,
         bound: Duration,
     ) -> Self {
         let bucket = tokio::sync::OnceCell::new();
-        Cluster { node_id: Uuid::now_v7(), bucket, jetstream, names, status, verification, bound }
+        let jetstream = jetstream::new(nats.clone());
+        Cluster { node_id: Uuid::now_v7(), bucket, nats, jetstream, names, status, verification, bound }
     }
 
     async fn bucket(&self) -> Option<&stream::Stream> {
+        // While NATS is unreachable, asking would only wait for a time-out. Nodes that lost it
+        // verify against Postgres meanwhile, so there is nobody to wait for.
+        if self.nats.connection_state() != async_nats::connection::State::Connected {
+            return None;
+        }
         self.bucket
             .get_or_try_init(|| async {
                 self.jetstream
@@ -112,7 +119,7 @@ impl Cluster {
         }
         let deadline = tokio::time::Instant::now() + self.bound;
         let Some(bucket) = self.bucket().await else {
-            tracing::warn!("the nodes bucket is unreachable");
+            tracing::warn!("NATS is unreachable: other nodes verify against Postgres until it returns");
             return false;
         };
         let me = self.subject();

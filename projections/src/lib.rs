@@ -2,6 +2,7 @@
 //! projection runner, and the in-memory verification state.
 
 pub mod audit;
+pub mod cluster;
 pub mod page;
 pub mod read_models;
 pub mod rebuild;

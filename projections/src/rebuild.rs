@@ -7,7 +7,7 @@ use sqlx::PgPool;
 #[derive(Debug, thiserror::Error)]
 pub enum RebuildError {
     /// No projection has that name.
-    #[error("no projection is named '{0}'; known: {known}", known = crate::read_models::NAME)]
+    #[error("no projection is named '{0}'; known: {known}, {audit}", known = crate::read_models::NAME, audit = crate::audit::NAME)]
     Unknown(String),
     /// The log or the database failed.
     #[error(transparent)]
@@ -24,11 +24,14 @@ const BATCH: i64 = 1000;
 /// transaction: readers see the old tables until it commits, and a crash leaves them as they
 /// were. Commands that write the same tables wait for it. Returns how many events it replayed.
 pub async fn rebuild(pool: &PgPool, name: &str) -> Result<u64, RebuildError> {
-    if name != crate::read_models::NAME {
-        return Err(RebuildError::Unknown(name.to_owned()));
-    }
+    let audit = match name {
+        crate::read_models::NAME => false,
+        crate::audit::NAME => true,
+        _ => return Err(RebuildError::Unknown(name.to_owned())),
+    };
+    let tables = if audit { crate::audit::TABLES } else { crate::read_models::TABLES };
     let mut tx = pool.begin().await?;
-    sqlx::query(&format!("TRUNCATE {}", crate::read_models::TABLES)).execute(&mut *tx).await?;
+    sqlx::query(&format!("TRUNCATE {tables}")).execute(&mut *tx).await?;
     let mut at = FeedPosition::START;
     let mut replayed = 0u64;
     loop {
@@ -39,7 +42,11 @@ pub async fn rebuild(pool: &PgPool, name: &str) -> Result<u64, RebuildError> {
             break;
         }
         for event in &events {
-            crate::read_models::apply(&mut tx, event).await?;
+            if audit {
+                crate::audit::apply(&mut tx, event).await?;
+            } else {
+                crate::read_models::apply(&mut tx, event).await?;
+            }
         }
         replayed += events.len() as u64;
         at = events.last().map_or(at, |e| e.feed);

@@ -84,8 +84,8 @@ pub const SAFETY_POLL: Duration = Duration::from_millis(500);
 pub struct Runner<P: Projection> {
     /// The log.
     pub pool: PgPool,
-    /// JetStream, for the fast path.
-    pub jetstream: jetstream::Context,
+    /// NATS, for the fast path (JetStream) and to know whether it is reachable.
+    pub nats: async_nats::Client,
     /// Stream names.
     pub names: NatsNames,
     /// The projection.
@@ -166,7 +166,12 @@ impl<P: Projection> Runner<P> {
     }
 
     async fn subscribe(&self) -> Option<jetstream::consumer::pull::Ordered> {
-        let stream = commands::nats::ensure_stream(&self.jetstream, &self.names).await.ok()?;
+        // While NATS is unreachable, asking would only wait for a time-out; Postgres serves.
+        if self.nats.connection_state() != async_nats::connection::State::Connected {
+            return None;
+        }
+        let js = jetstream::new(self.nats.clone());
+        let stream = commands::nats::ensure_stream(&js, &self.names).await.ok()?;
         let consumer = stream
             .create_consumer(jetstream::consumer::pull::OrderedConfig {
                 deliver_policy: jetstream::consumer::DeliverPolicy::New,

@@ -72,7 +72,7 @@ async fn a_projection_catches_up_from_postgres_then_follows_jetstream_applying_e
     let pool = commands::db::connect(&url, 8).await.expect("a database");
     let nats_url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let client = async_nats::connect(&nats_url).await.expect("NATS");
-    let js = async_nats::jetstream::new(client);
+    let js = async_nats::jetstream::new(client.clone());
     let names = NatsNames::new(&format!("t{}", Uuid::now_v7().simple())).expect("a prefix");
     let firm = FirmId::new();
     let shutdown = CancellationToken::new();
@@ -83,7 +83,7 @@ async fn a_projection_catches_up_from_postgres_then_follows_jetstream_applying_e
     let status = Arc::new(ProjectionStatus::default());
     let runner = Runner {
         pool: pool.clone(),
-        jetstream: js.clone(),
+        nats: client.clone(),
         names: names.clone(),
         projection: Recorder { seen: seen.clone(), checkpoint: FeedPosition::START },
         status: status.clone(),
