@@ -24,6 +24,8 @@ pub struct AppState {
     pub signup_open: bool,
     /// The NATS connection, checked by `/readyz`.
     pub nats: async_nats::Client,
+    /// When (ms since the Unix epoch) the NATS connection was last (re)established.
+    pub nats_connected_at_ms: Arc<std::sync::atomic::AtomicI64>,
     /// What the relay has done, for `/readyz` and `/metrics`.
     pub relay: Arc<RelayStatus>,
     /// This node's verification state (keys, members, grids), kept current by its runner.
@@ -39,9 +41,13 @@ impl AppState {
     /// is up and its runner follows the feed. Otherwise keys are verified against Postgres.
     pub fn trusts_verification_cache(&self) -> bool {
         use std::sync::atomic::Ordering;
+        let status = &self.verification_status;
         self.nats.connection_state() == async_nats::connection::State::Connected
-            && self.verification_status.following.load(Ordering::Relaxed)
-            && self.verification_status.caught_up.load(Ordering::Relaxed)
+            && status.following.load(Ordering::Relaxed)
+            && status.caught_up.load(Ordering::Relaxed)
+            // Events committed while NATS was away reached no subscription: only a catch-up
+            // from Postgres begun after NATS came back makes the cache current again.
+            && status.caught_up_since_ms.load(Ordering::Relaxed) > self.nats_connected_at_ms.load(Ordering::Relaxed)
     }
 
     /// The database pool (the log and the read models).

@@ -11,6 +11,7 @@ use projections::read_models::PgReadModels;
 use projections::runner::{ProjectionStatus, Runner};
 use projections::verification::{SharedVerification, VerificationProjection, VerificationState};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::sync::RwLock;
 use std::time::Duration;
@@ -52,15 +53,28 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let pool = commands::db::connect(&settings.database_url, settings.db_max_connections).await?;
     // Connect in the background: with NATS down the service still takes commands, and the
     // relay catches up when NATS returns.
-    let nats = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .name(format!("esqase-{}", names.prefix()))
-        .connect(&settings.nats_url)
-        .await?;
+    let nats_connected_at_ms = Arc::new(AtomicI64::new(0));
+    let verification_status = Arc::new(ProjectionStatus::default());
+    let nats = {
+        let (connected_at, status) = (nats_connected_at_ms.clone(), verification_status.clone());
+        async_nats::ConnectOptions::new().event_callback(move |event| {
+            let (connected_at, status) = (connected_at.clone(), status.clone());
+            async move {
+                if let async_nats::Event::Connected = event {
+                    connected_at.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+                    // Read what was committed meanwhile now, not at the next poll.
+                    status.wake.notify_one();
+                }
+            }
+        })
+    }
+    .retry_on_initial_connect()
+    .name(format!("esqase-{}", names.prefix()))
+    .connect(&settings.nats_url)
+    .await?;
     // The verification state starts from the read models as of a known feed position, so a
     // node does not replay the whole log to start.
     let verification: SharedVerification = Arc::new(RwLock::new(VerificationState::load(&pool).await?));
-    let verification_status = Arc::new(ProjectionStatus::default());
     let cluster = Arc::new(Cluster::new(
         nats.clone(),
         names.clone(),
@@ -88,6 +102,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         commands: Commands { log, session_ttl: chrono::TimeDelta::hours(i64::from(settings.session_ttl_hours)) },
         signup_open: settings.signup == Signup::Open,
         nats,
+        nats_connected_at_ms,
         relay: relay_status,
         verification,
         verification_status,

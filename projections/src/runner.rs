@@ -52,8 +52,11 @@ pub struct ProjectionStatus {
     pub following: AtomicBool,
     /// Its checkpoint, for those who wait for it to pass a position.
     pub applied: tokio::sync::watch::Sender<FeedPosition>,
-    /// Raised to make it read the Postgres feed now (a local commit it must reflect at once).
+    /// Raised to make it read the Postgres feed now (NATS came back).
     pub wake: tokio::sync::Notify,
+    /// When (ms since the Unix epoch) the latest catch-up that reached the end of the feed
+    /// began: everything committed before then is applied.
+    pub caught_up_since_ms: AtomicI64,
 }
 
 impl Default for ProjectionStatus {
@@ -64,6 +67,7 @@ impl Default for ProjectionStatus {
             following: AtomicBool::new(false),
             applied: tokio::sync::watch::channel(FeedPosition::START).0,
             wake: tokio::sync::Notify::new(),
+            caught_up_since_ms: AtomicI64::new(0),
         }
     }
 }
@@ -100,11 +104,13 @@ const BATCH: i64 = 1000;
 impl<P: Projection> Runner<P> {
     /// Reads the Postgres feed after the checkpoint until there is nothing more; returns how many events.
     pub async fn catch_up(&mut self) -> Result<usize, ProjectionError> {
+        let began = chrono::Utc::now().timestamp_millis();
         let mut applied = 0;
         loop {
             let events = store::read_feed(&self.pool, self.projection.checkpoint(), BATCH).await?;
             if events.is_empty() {
                 self.status.caught_up.store(true, Ordering::Relaxed);
+                self.status.caught_up_since_ms.fetch_max(began, Ordering::Relaxed);
                 self.publish_status();
                 return Ok(applied);
             }
