@@ -28,6 +28,24 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// The audit log.
+    Audit {
+        /// What to do with it.
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+/// `esqase audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk a firm's hash chain; print the result as JSON and exit non-zero, naming the first
+    /// broken sequence, when an entry was altered, removed or reordered.
+    Verify {
+        /// The firm's id.
+        #[arg(long)]
+        firm: uuid::Uuid,
+    },
 }
 
 /// `esqase projections …`.
@@ -36,7 +54,7 @@ pub enum ProjectionsCommand {
     /// Replay one projection from the first event (it is rebuilt in one transaction: commands
     /// that touch its tables wait until it commits).
     Rebuild {
-        /// The projection: `read_models`.
+        /// The projection: `read_models` or `audit_log`.
         name: String,
     },
 }

@@ -1,6 +1,6 @@
 //! `esqase`: serve the API, migrate the database, rebuild projections.
 
-use api::config::{Cli, Command, ProjectionsCommand};
+use api::config::{AuditCommand, Cli, Command, ProjectionsCommand};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -32,6 +32,17 @@ async fn main() -> anyhow::Result<()> {
             let pool = commands::db::connect(&cli.settings.database_url, 2).await?;
             let replayed = projections::rebuild::rebuild(&pool, &name).await?;
             tracing::info!(projection = %name, events = replayed, "rebuilt");
+            Ok(())
+        }
+        Command::Audit { command: AuditCommand::Verify { firm } } => {
+            let pool = commands::db::connect(&cli.settings.database_url, 2).await?;
+            let verification = projections::audit::verify(&pool, domain::FirmId::from_uuid(firm)).await?;
+            pool.close().await;
+            println!("{}", serde_json::to_string(&verification)?);
+            if let Some(sequence) = verification.first_broken_sequence {
+                eprintln!("the audit log of firm {firm} is broken at sequence {sequence}");
+                std::process::exit(1);
+            }
             Ok(())
         }
     }

@@ -1,0 +1,214 @@
+//! `esqase-bench-seed`: fills a database with API keys for the verification benchmark
+//! (`scripts/bench-verification.sh`), and cleans up after it.
+//!
+//! Seeding creates one firm and its owner through the commands layer (real events, real read
+//! models), then, through the commands layer too, one Active key and one revoked key whose
+//! secrets it prints; then it inserts `--keys` more rows straight into the `api_keys` read model,
+//! in `INSERT … SELECT FROM unnest(…)` batches of 10k: real generated secrets' hashes and
+//! previews, created by the owner. Those bulk rows have no events: a node loads its verification
+//! state from the read models at start-up, so the rows are all a load test needs (a rebuild of
+//! the read models from the log would drop them).
+//!
+//! Prints, one per line on stdout: `active_secret=…`, `revoked_secret=…`, `firm_id=…`, and the
+//! in-memory sizes of a cached key. Benchmark databases only: the secrets are printed.
+
+use anyhow::Context;
+use clap::Parser;
+use commands::api_keys::CreateApiKeyRequest;
+use commands::firms::{OwnerRequest, SignupRequest};
+use commands::{Commands, EventLog, NoBarrier};
+use domain::{ApiKeySecret, KeyHash};
+use projections::read_models::PgReadModels;
+use projections::verification::CachedKey;
+use std::sync::Arc;
+use std::time::Instant;
+use uuid::Uuid;
+
+/// Rows per `INSERT … SELECT FROM unnest(…)`.
+const BATCH: usize = 10_000;
+
+/// Seeds a benchmark database with API keys, or cleans one up.
+#[derive(Debug, Parser)]
+#[command(name = "esqase-bench-seed")]
+struct Cli {
+    /// Postgres URL of the benchmark database (created if missing, migrated).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// How many extra keys to insert in bulk, besides the two made through the commands.
+    #[arg(long, default_value_t = 0)]
+    keys: usize,
+    /// Instead of seeding: drop the database and delete the NATS stream and KV bucket of
+    /// `--nats-prefix`.
+    #[arg(long)]
+    cleanup: bool,
+    /// NATS URL (for `--cleanup`).
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// The benchmarked node's `ESQASE_NATS_PREFIX` (for `--cleanup`).
+    #[arg(long, env = "ESQASE_NATS_PREFIX")]
+    nats_prefix: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if cli.cleanup {
+        cleanup(&cli).await
+    } else {
+        seed(&cli).await
+    }
+}
+
+/// Drops the database, deletes the stream and the KV bucket (each best effort but reported).
+async fn cleanup(cli: &Cli) -> anyhow::Result<()> {
+    commands::db::drop_database(&cli.database_url).await.context("dropping the benchmark database")?;
+    if let Some(prefix) = &cli.nats_prefix {
+        let names = commands::nats::NatsNames::new(prefix)?;
+        let client = async_nats::connect(&cli.nats_url).await.context("connecting to NATS")?;
+        let js = async_nats::jetstream::new(client);
+        // Either may be missing (a node that never reached NATS): only other errors are reported.
+        if let Err(error) = js.delete_stream(names.stream()).await {
+            if !error.to_string().contains("not found") {
+                eprintln!("cleanup: stream {} not deleted: {error}", names.stream());
+            }
+        }
+        if let Err(error) = js.delete_key_value(names.nodes_bucket()).await {
+            if !error.to_string().contains("not found") {
+                eprintln!("cleanup: KV bucket {} not deleted: {error}", names.nodes_bucket());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One batch of generated keys, ready to bind.
+struct Batch {
+    ids: Vec<Uuid>,
+    names: Vec<String>,
+    hashes: Vec<Vec<u8>>,
+    previews: Vec<String>,
+}
+
+/// Generates `count` keys from `first` on, in batches, into `out` (stops when the receiver hangs up).
+fn generate(first: usize, count: usize, out: &tokio::sync::mpsc::Sender<Batch>) {
+    let mut made = 0;
+    while made < count {
+        let len = BATCH.min(count - made);
+        let mut batch = Batch {
+            ids: Vec::with_capacity(len),
+            names: Vec::with_capacity(len),
+            hashes: Vec::with_capacity(len),
+            previews: Vec::with_capacity(len),
+        };
+        for i in first + made..first + made + len {
+            let secret = ApiKeySecret::generate();
+            batch.ids.push(Uuid::now_v7());
+            batch.names.push(format!("Bench key {i}"));
+            batch.hashes.push(secret.hash().as_bytes().to_vec());
+            batch.previews.push(secret.preview().as_str().to_owned());
+        }
+        made += len;
+        if out.blocking_send(batch).is_err() {
+            return;
+        }
+    }
+}
+
+async fn seed(cli: &Cli) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let pool = commands::db::connect(&cli.database_url, 4).await.context("connecting to the benchmark database")?;
+    let commands = Commands {
+        log: EventLog::new(pool.clone(), Arc::new(PgReadModels), Arc::new(NoBarrier)),
+        session_ttl: chrono::TimeDelta::hours(1),
+    };
+    let unique = Uuid::now_v7().simple().to_string();
+    let signup = commands
+        .sign_up(
+            SignupRequest {
+                firm_name: Some("Bench & Partners LLP".into()),
+                time_zone: Some("UTC".into()),
+                owner: Some(OwnerRequest {
+                    name: Some("Bench Owner".into()),
+                    email: Some(format!("owner-{unique}@bench.example")),
+                    password: Some("correct horse battery staple".into()),
+                }),
+            },
+            None,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("signing the firm up: {e:?}"))?;
+    let owner = commands::auth::authenticate(&pool, &signup.session.token, commands::log::now())
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the owner's session: {e:?}"))?
+        .context("the owner's new session does not authenticate")?;
+    let create = |name: &str| CreateApiKeyRequest {
+        name: Some(name.into()),
+        scopes: Some(vec!["contacts:read".into(), "matters:read".into()]),
+        expires_at: None,
+        allowed_domains: None,
+    };
+    let active = commands
+        .create_api_key(&owner, create("Bench active key"), None)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the active key: {e:?}"))?;
+    let revoked = commands
+        .create_api_key(&owner, create("Bench revoked key"), None)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the revoked key: {e:?}"))?;
+    commands
+        .revoke_api_key(&owner, revoked.id, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("revoking the revoked key: {e:?}"))?;
+
+    // Generation (SHA-256 and the OS generator) runs on its own thread while Postgres inserts.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
+    let total = cli.keys;
+    let generator = std::thread::spawn(move || generate(0, total, &tx));
+    let now = commands::log::now();
+    let mut inserted = 0usize;
+    while let Some(batch) = rx.recv().await {
+        sqlx::query(
+            "INSERT INTO api_keys (id, firm_id, name, key_hash, preview, scopes, allowed_domains, lifecycle,
+                                   expires_at, created_at, created_by, version)
+             SELECT t.id, $1, t.name, t.key_hash, t.preview, $2::text[], '{}'::text[], 'active', NULL, $3, $4, 1
+             FROM unnest($5::uuid[], $6::text[], $7::bytea[], $8::text[]) AS t(id, name, key_hash, preview)",
+        )
+        .bind(signup.firm_id.as_uuid())
+        .bind(vec!["contacts:read", "matters:read"])
+        .bind(now)
+        .bind(signup.owner_id.as_uuid())
+        .bind(&batch.ids)
+        .bind(&batch.names)
+        .bind(&batch.hashes)
+        .bind(&batch.previews)
+        .execute(&pool)
+        .await
+        .context("inserting a batch of keys")?;
+        inserted += batch.ids.len();
+        if inserted.is_multiple_of(100_000) {
+            eprintln!("seed: {inserted} keys inserted ({:.1} s)", started.elapsed().as_secs_f64());
+        }
+    }
+    generator.join().map_err(|_| anyhow::anyhow!("the key generator panicked"))?;
+    anyhow::ensure!(inserted == total, "inserted {inserted} keys of {total}");
+    sqlx::query("ANALYZE api_keys").execute(&pool).await?;
+    pool.close().await;
+    eprintln!("seed: {} keys in the api_keys table in {:.1} s", inserted + 2, started.elapsed().as_secs_f64());
+    println!("active_secret={}", active.secret.expose());
+    println!("revoked_secret={}", revoked.secret.expose());
+    println!("firm_id={}", signup.firm_id);
+    // What one key costs in the verification state, before heap and table overhead: the
+    // by-hash map holds (KeyHash, CachedKey), the by-id map (Uuid, KeyHash), each plus one
+    // control byte per bucket.
+    println!("size_of_cached_key={}", std::mem::size_of::<CachedKey>());
+    println!("size_of_key_entry={}", std::mem::size_of::<(KeyHash, CachedKey)>());
+    println!("size_of_id_entry={}", std::mem::size_of::<(Uuid, KeyHash)>());
+    Ok(())
+}
