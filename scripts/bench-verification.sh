@@ -1,0 +1,316 @@
+#!/usr/bin/env bash
+# The verification benchmark (issue 5): throughput and p50/p99 latency of
+# `GET /v1/api-keys/current` (a verified key) against `GET /healthz` of the same process, with
+# 10k and 1M keys in the node's verification cache; the node's start-up time and memory per
+# cached key. Writes its tables under "## Verification" in docs/benchmarks.md (the rest of that
+# file is left as it is).
+#
+#   ./scripts/bench-verification.sh
+#
+# Needs Postgres and NATS (JetStream) as for ./scripts/test.sh (DATABASE_URL, NATS_URL), and
+# `wrk` (installed with apt-get if missing). Every run makes its own database and NATS prefix
+# and removes both at the end, even on failure. Requests go to 127.0.0.1 only.
+# Knobs: BENCH_SIZES (default "10000 1000000"), BENCH_DURATION (15s), BENCH_THREADS (2),
+# BENCH_CONNECTIONS (32), BENCH_OUT (docs/benchmarks.md; "-" prints only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
+SIZES="${BENCH_SIZES:-10000 1000000}"
+DURATION="${BENCH_DURATION:-15s}"
+THREADS="${BENCH_THREADS:-2}"
+CONNECTIONS="${BENCH_CONNECTIONS:-32}"
+OUT="${BENCH_OUT:-docs/benchmarks.md}"
+PG_SERVER="${DATABASE_URL%/*}"
+WORK="$(mktemp -d -t esqase-bench.XXXXXX)"
+SERVER_PID=""
+CLEANUPS=() # "database_url prefix" pairs still to remove
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+stop_server() {
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=""
+}
+
+cleanup_run() { # database_url prefix
+    ./target/release/esqase-bench-seed --cleanup --database-url "$1" --nats-url "$NATS_URL" --nats-prefix "$2" \
+        || log "cleanup of $1 / $2 failed"
+}
+
+on_exit() {
+    local status=$?
+    stop_server
+    local pair
+    for pair in "${CLEANUPS[@]+"${CLEANUPS[@]}"}"; do
+        # shellcheck disable=SC2086
+        cleanup_run $pair
+    done
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+# --- tools and binaries ------------------------------------------------------------------------
+if ! command -v wrk >/dev/null; then
+    log "installing wrk"
+    sudo_cmd=""; [[ $(id -u) -ne 0 ]] && sudo_cmd="sudo"
+    $sudo_cmd apt-get install -y wrk >/dev/null || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y wrk >/dev/null; }
+fi
+log "building release binaries"
+cargo build --release --locked -p api --bins
+ESQASE=./target/release/esqase
+SEED=./target/release/esqase-bench-seed
+
+# --- helpers ---------------------------------------------------------------------------------
+now_ns() { date +%s%N; }
+
+# A value of /proc/<pid>/status in KiB (VmRSS, VmHWM).
+proc_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+
+# wrk's latency ("812.00us", "1.23ms", "2.01s") in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+        printf "%.2f", n }'
+}
+
+# Runs wrk and prints "requests_per_s p50_ms p99_ms non2xx errors"; its full output goes to $WORK.
+load() { # name url [header]
+    local name="$1" url="$2" out="$WORK/wrk-$1.txt"
+    local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency)
+    [[ $# -ge 3 ]] && args+=(-H "$3")
+    wrk "${args[@]}" "$url" >"$out"
+    local rps p50 p99 non2xx errors
+    rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
+    p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
+    errors=$(awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8 + $10 }' "$out")
+    echo "$rps $p50 $p99 ${non2xx:-0} ${errors:-0}"
+}
+
+status_of() { # url [header]
+    if [[ $# -ge 2 ]]; then
+        curl -s -o /dev/null -w '%{http_code}' -H "$2" "$1"
+    else
+        curl -s -o /dev/null -w '%{http_code}' "$1"
+    fi
+}
+
+# --- one run ---------------------------------------------------------------------------------
+# Seeds N keys into a fresh database, starts a node, measures start-up and memory, loads it (if
+# N > 0), stops it and removes its database and stream. Appends a line to $WORK/results.
+run() { # N
+    local n="$1" unique db_url prefix
+    unique="$(date +%s)_$$_${RANDOM}"
+    db_url="$PG_SERVER/esqase_bench_$unique"
+    prefix="bench_$unique"
+    CLEANUPS+=("$db_url $prefix")
+
+    log "N=$n: seeding $db_url"
+    local t0 t1
+    t0=$(now_ns)
+    "$SEED" --database-url "$db_url" --keys "$n" >"$WORK/seed-$n.txt"
+    t1=$(now_ns)
+    local seed_s active revoked
+    seed_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
+    active=$(sed -n 's/^active_secret=//p' "$WORK/seed-$n.txt")
+    revoked=$(sed -n 's/^revoked_secret=//p' "$WORK/seed-$n.txt")
+    cp "$WORK/seed-$n.txt" "$WORK/sizes.txt"
+
+    log "N=$n: starting esqase serve (prefix $prefix)"
+    local serve_log="$WORK/serve-$n.log"
+    t0=$(now_ns)
+    DATABASE_URL="$db_url" NATS_URL="$NATS_URL" ESQASE_NATS_PREFIX="$prefix" ESQASE_LISTEN=127.0.0.1:0 \
+        "$ESQASE" serve >"$serve_log" 2>&1 &
+    SERVER_PID=$!
+    local addr="" deadline=$((SECONDS + 180))
+    while [[ -z "$addr" ]]; do
+        kill -0 "$SERVER_PID" 2>/dev/null || { tail -20 "$serve_log" >&2; log "esqase exited"; return 1; }
+        ((SECONDS < deadline)) || { log "esqase did not listen in time"; return 1; }
+        addr=$(grep -m1 -o '"addr":"127\.0\.0\.1:[0-9]*"' "$serve_log" | sed 's/.*"127/127/; s/"$//' || true)
+        [[ -n "$addr" ]] || sleep 0.02
+    done
+    local base="http://$addr"
+    until [[ "$(status_of "$base/readyz")" == 200 ]]; do
+        kill -0 "$SERVER_PID" 2>/dev/null || { log "esqase exited"; return 1; }
+        ((SECONDS < deadline)) || { log "esqase not ready in time"; return 1; }
+        sleep 0.02
+    done
+    t1=$(now_ns)
+    local startup_ms
+    startup_ms=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", (b - a) / 1e6 }')
+    sleep 1
+    local rss_kib hwm_kib
+    rss_kib=$(proc_kib "$SERVER_PID" VmRSS)
+    hwm_kib=$(proc_kib "$SERVER_PID" VmHWM)
+    log "N=$n: seeded in ${seed_s}s; ready in ${startup_ms} ms; VmRSS ${rss_kib} KiB, VmHWM ${hwm_kib} KiB"
+
+    local health="- - - 0 0" current="- - - 0 0" revoked_load="- - - 0 0"
+    if ((n > 0)); then
+        local auth="Authorization: Bearer $active" auth_revoked="Authorization: Bearer $revoked" code
+        code=$(status_of "$base/healthz"); [[ "$code" == 200 ]] || { log "/healthz answered $code"; return 1; }
+        code=$(status_of "$base/v1/api-keys/current" "$auth")
+        [[ "$code" == 200 ]] || { log "/v1/api-keys/current answered $code"; return 1; }
+        code=$(status_of "$base/v1/api-keys/current" "$auth_revoked")
+        [[ "$code" == 401 ]] || { log "a revoked key answered $code"; return 1; }
+        log "N=$n: warm-up"
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d3s -H "$auth" "$base/v1/api-keys/current" >/dev/null
+        log "N=$n: wrk GET /healthz ($DURATION)"
+        health=$(load "health-$n" "$base/healthz")
+        log "N=$n: wrk GET /v1/api-keys/current ($DURATION)"
+        current=$(load "current-$n" "$base/v1/api-keys/current" "$auth")
+        log "N=$n: wrk GET /v1/api-keys/current with a revoked key ($DURATION)"
+        revoked_load=$(load "revoked-$n" "$base/v1/api-keys/current" "$auth_revoked")
+        log "N=$n: health [$health] current [$current] revoked [$revoked_load]"
+    fi
+    stop_server
+    echo "$n $seed_s $startup_ms $rss_kib $hwm_kib $health $current $revoked_load" >>"$WORK/results"
+    cleanup_run "$db_url" "$prefix"
+    CLEANUPS=("${CLEANUPS[@]:0:${#CLEANUPS[@]}-1}")
+}
+
+LOAD_AVG_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+: >"$WORK/results"
+run 0
+for n in $SIZES; do run "$n"; done
+LOAD_AVG_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- report ----------------------------------------------------------------------------------
+fmt_n() { awk -v n="$1" 'BEGIN { if (n >= 1000000 && n % 1000000 == 0) printf "%dM", n / 1000000;
+    else if (n >= 1000 && n % 1000 == 0) printf "%dk", n / 1000; else printf "%d", n }'; }
+
+size_entry=$(sed -n 's/^size_of_key_entry=//p' "$WORK/sizes.txt")
+size_id=$(sed -n 's/^size_of_id_entry=//p' "$WORK/sizes.txt")
+size_cached=$(sed -n 's/^size_of_cached_key=//p' "$WORK/sizes.txt")
+base_rss=$(awk '$1 == 0 { print $4 }' "$WORK/results")
+
+throughput_table() {
+    echo "| keys cached | route | requests/s | p50 | p99 | vs /healthz |"
+    echo "|---:|---|---:|---:|---:|---:|"
+    awk '$1 > 0 {
+        n = $1; h = $6; c = $11; r = $16
+        bad_c = ($14 + $15 > 0) ? sprintf(" (%d non-2xx, %d socket errors)", $14, $15) : ""
+        printf "| %s | `GET /healthz` | %s | %s ms | %s ms | 100%% |\n", n, $6, $7, $8
+        printf "| %s | `GET /v1/api-keys/current` (Active key: 200) | %s%s | %s ms | %s ms | **%.0f%%** |\n", n, c, bad_c, $12, $13, 100 * c / h
+        printf "| %s | `GET /v1/api-keys/current` (revoked key: 401 from memory) | %s | %s ms | %s ms | %.0f%% |\n", n, r, $17, $18, 100 * r / h
+    }' "$WORK/results" | while IFS= read -r line; do
+        n=$(sed 's/^| \([0-9]*\) |.*/\1/' <<<"$line"); echo "${line/| $n |/| $(fmt_n "$n") |}"
+    done
+}
+
+# Memory per key measured from RSS, and estimated from the two hash maps' layout (hashbrown:
+# buckets = next power of two >= 8/7 of the entries, one control byte per bucket).
+memory_table() {
+    echo "| keys cached | seed time | start-up to \`/readyz\` 200 | RSS after start-up | peak RSS (VmHWM) | RSS per cached key (vs 0 keys) | the two maps alone (layout) |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|"
+    awk -v base="$base_rss" -v e="$size_entry" -v i="$size_id" '{
+        n = $1; keys = n + 2; b = 1; while (b * 7 < keys * 8) b *= 2
+        est = (n > 0) ? sprintf("%.0f B", (b * (e + 1) + b * (i + 1)) / keys) : "-"
+        per = (n > 0) ? sprintf("%.0f B", ($4 - base) * 1024 / n) : "(baseline)"
+        printf "%s| %s s | %s ms | %.1f MiB | %.1f MiB | %s | %s |\n", n, $2, $3, $4 / 1024, $5 / 1024, per, est
+    }' "$WORK/results" | while IFS='|' read -r n rest; do
+        echo "| $(fmt_n "$n") + 2 |$rest"
+    done
+}
+
+verdicts() {
+    awk -v base="$base_rss" '$1 > 0 {
+        ratio = 100 * $11 / $6; per = ($4 - base) * 1024 / $1
+        printf "%d %.0f %s %.0f %s\n", $1, ratio, (ratio >= 80 ? "met" : "missed"), per, (per <= 300 ? "met" : "missed")
+    }' "$WORK/results" | while read -r n ratio ratio_ok per per_ok; do
+        echo "- $(fmt_n "$n") keys: verified/health throughput **$ratio%** (target ≥ 80%: $ratio_ok); memory per cached key **$per B** from RSS (target ≤ 300 B: $per_ok)."
+    done
+}
+
+pg_version=$(psql "$PG_SERVER/postgres" -tAc 'SHOW server_version' 2>/dev/null || echo unknown)
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+mem_gib=$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=$(git status --porcelain 2>/dev/null | grep -q . && echo " (uncommitted changes in the tree)" || true)
+
+section="$WORK/section.md"
+{
+    echo "## Verification"
+    echo
+    echo "Generated by \`./scripts/bench-verification.sh\` (rerun it to refresh this section; it does not"
+    echo "touch the rest of the file)."
+    echo
+    echo "- Run: $(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$commit\`$dirty."
+    echo "- Machine: $(nproc) cores ($cpu), ${mem_gib} GiB RAM, $(uname -sr), PostgreSQL $pg_version;"
+    echo "  Postgres, NATS, the node and wrk all on this one machine. Load average before/after:"
+    echo "  $LOAD_AVG_BEFORE / $LOAD_AVG_AFTER."
+    echo "- Load: \`wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency\` from a second process over loopback, after a 3 s"
+    echo "  warm-up; one release \`esqase serve\` per size, default settings (20 Postgres connections,"
+    echo "  \`RUST_LOG=info\`)."
+    echo
+    echo "### Throughput and latency"
+    echo
+    throughput_table
+    echo
+    echo "### Start-up and memory"
+    echo
+    memory_table
+    echo
+    verdicts
+    echo
+    echo "### How to read these figures"
+    echo
+    echo "- **What is measured.** \`/v1/api-keys/current\` with an Active key verifies the key from the"
+    echo "  node's memory (parse, checksum, SHA-256, one hash-map lookup, the creator's permissions),"
+    echo "  then builds its body with **two Postgres reads**: the key's row joined to its creator's and"
+    echo "  revoker's names (\`views::api_key\`) and the firm's row (\`views::firm\`). So its throughput"
+    echo "  measures those two queries more than verification. The revoked-key row is the same route"
+    echo "  and the same lookup (the key is found in memory, then refused \`api_key_revoked\` before any"
+    echo "  query): the cost of verification alone, from memory, no Postgres."
+    echo "- **Seeding.** Each size gets a fresh database: one firm and its owner, one Active and one"
+    echo "  revoked key made through the commands layer (real events), then N more rows inserted straight"
+    echo "  into the \`api_keys\` read model in \`INSERT … SELECT FROM unnest(…)\` batches of 10k (real"
+    echo "  generated secrets' SHA-256 and previews, created by the owner, scopes \`contacts:read\`,"
+    echo "  \`matters:read\`, no allowed domains). Those rows have **no events**: a node loads its"
+    echo "  verification state from the read models at start-up, so they are all a load test needs (a"
+    echo "  \`projections rebuild\` would drop them). Sizes are written \"N + 2\" for the two real keys."
+    echo "- **Start-up** is from spawning \`esqase serve\` to the first \`/readyz\` 200 (polled every 20 ms):"
+    echo "  connect, migrations (none pending), load of firms, grids, members and every key in one"
+    echo "  repeatable-read snapshot, NATS, the relay and the runner catching up."
+    echo "- **Memory per cached key** is (VmRSS with N keys − VmRSS with 0 extra keys) / N, both read 1 s"
+    echo "  after \`/readyz\` first answered 200, before any load. It includes whatever the allocator kept"
+    echo "  from the start-up load (all rows are fetched into a \`Vec\` before they go into the maps; see the"
+    echo "  peak RSS column), so it is an upper bound. The estimate column is the two maps alone: the"
+    echo "  by-hash map holds \`(KeyHash, CachedKey)\` = ${size_entry} B (\`CachedKey\` = ${size_cached} B), the by-id map"
+    echo "  \`(Uuid, KeyHash)\` = ${size_id} B, each plus one control byte per bucket, with hashbrown's bucket count"
+    echo "  (the next power of two ≥ 8/7 of the entries; at 1M keys that is 2²¹ buckets, 48% full)."
+    echo "  Allowed-domain lists live on the heap and are not in it (the seeded keys have none)."
+    echo "- **Noise.** On this 2-core machine Postgres, NATS, the node and wrk share both cores, and"
+    echo "  other engineers' test suites were running during the run (see the load average): absolute"
+    echo "  figures vary by tens of percent from run to run; the ratios within one size, measured"
+    echo "  back to back, are the more stable figures."
+} >"$section"
+
+echo
+cat "$section"
+
+if [[ "$OUT" != "-" ]]; then
+    mkdir -p "$(dirname "$OUT")"
+    [[ -f "$OUT" ]] || printf '# Benchmarks\n\n' >"$OUT"
+    # Replace the "## Verification" section (up to the next "## " heading), or append it; the
+    # rest of the file is copied as it is.
+    awk -v section="$section" '
+        function emit() { while ((getline line < section) > 0) print line; close(section); done = 1 }
+        /^## / { if (skipping) { skipping = 0; print "" } }
+        /^## Verification[[:space:]]*$/ { emit(); skipping = 1; next }
+        !skipping { print; last = $0 }
+        END { if (!done) { if (last != "") print ""; emit() } }
+    ' "$OUT" >"$WORK/out.md"
+    cp "$WORK/out.md" "$OUT"
+    log "wrote the Verification section of $OUT"
+fi
