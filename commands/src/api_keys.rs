@@ -5,13 +5,13 @@ use crate::auth::SignedInMember;
 use crate::error::CommandError;
 use crate::log::now;
 use crate::retry_once;
-use crate::store::{Append, Metadata};
+use crate::store::Append;
 use crate::Commands;
 use domain::api_key::{self, ApiKeyCommand};
 use domain::events::RevocationReason;
 use domain::expiry::parse_expiry;
 use domain::names::KeyName;
-use domain::{Actor, AllowedDomains, ApiKeyId, ApiKeySecret, FieldError, FieldErrors, Permission, Scopes};
+use domain::{AllowedDomains, ApiKeyId, ApiKeySecret, FieldError, FieldErrors, Permission, Scopes};
 use serde::Deserialize;
 
 /// `POST /v1/api-keys`, as sent.
@@ -108,8 +108,7 @@ impl Commands {
             },
             at,
         )?;
-        let metadata =
-            Metadata { firm_id: by.firm_id, actor: Actor::Member(by.member_id), request_id, occurred_at: at };
+        let metadata = by.metadata(request_id, at);
         let mut tx = self.log.begin(by.firm_id).await?;
         let recorded = self
             .log
@@ -164,12 +163,7 @@ impl Commands {
             let key = load_api_key(tx.conn(), by.firm_id, id).await?;
             let at = now();
             let events = api_key::decide(key.state.as_ref(), command.clone(), at)?;
-            let metadata = Metadata {
-                firm_id: by.firm_id,
-                actor: Actor::Member(by.member_id),
-                request_id: request_id.clone(),
-                occurred_at: at,
-            };
+            let metadata = by.metadata(request_id.clone(), at);
             let recorded = self
                 .log
                 .append(

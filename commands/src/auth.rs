@@ -37,6 +37,16 @@ impl SignedInMember {
         }
     }
 
+    /// The metadata of events this member causes now, for request `request_id`.
+    pub fn metadata(&self, request_id: Option<String>, occurred_at: Timestamp) -> crate::store::Metadata {
+        crate::store::Metadata {
+            firm_id: self.firm_id,
+            actor: domain::Actor::Member(self.member_id),
+            request_id,
+            occurred_at,
+        }
+    }
+
     /// Refuses the request unless the member is the firm's owner.
     pub fn require_owner(&self) -> Result<(), CommandError> {
         if self.role == Role::Owner {

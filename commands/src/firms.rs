@@ -145,12 +145,7 @@ impl Commands {
             let mut tx = self.log.begin(by.firm_id).await?;
             let firm = load_firm(tx.conn(), by.firm_id).await?;
             let events = firm::decide(firm.state.as_ref(), FirmCommand::ChangeRolePermissions { role, permissions })?;
-            let metadata = Metadata {
-                firm_id: by.firm_id,
-                actor: Actor::Member(by.member_id),
-                request_id: request_id.clone(),
-                occurred_at: now(),
-            };
+            let metadata = by.metadata(request_id.clone(), now());
             let recorded = self
                 .log
                 .append(

@@ -84,8 +84,7 @@ impl Commands {
         let member_id = MemberId::new();
         let at = now();
         let events = member::decide(None, MemberCommand::Invite { name, email, role })?;
-        let metadata =
-            Metadata { firm_id: by.firm_id, actor: Actor::Member(by.member_id), request_id, occurred_at: at };
+        let metadata = by.metadata(request_id, at);
         let mut tx = self.log.begin(by.firm_id).await?;
         let recorded = self
             .log
@@ -205,12 +204,7 @@ impl Commands {
             let mut tx = self.log.begin(by.firm_id).await?;
             let loaded = load_member(tx.conn(), by.firm_id, member_id).await?;
             let events = member::decide(loaded.state.as_ref(), MemberCommand::ChangeRole { role })?;
-            let metadata = Metadata {
-                firm_id: by.firm_id,
-                actor: Actor::Member(by.member_id),
-                request_id: request_id.clone(),
-                occurred_at: now(),
-            };
+            let metadata = by.metadata(request_id.clone(), now());
             let recorded = self
                 .log
                 .append(
@@ -255,12 +249,7 @@ impl Commands {
                     appends.push(Append { stream_id: key_id, expected_version: key.version, events });
                 }
             }
-            let metadata = Metadata {
-                firm_id: by.firm_id,
-                actor: Actor::Member(by.member_id),
-                request_id: request_id.clone(),
-                occurred_at: at,
-            };
+            let metadata = by.metadata(request_id.clone(), at);
             let recorded = self.log.append(&mut tx, &metadata, &appends).await?;
             end_sessions_of(tx.conn(), member_id).await?;
             self.log.commit(tx, &recorded).await?;

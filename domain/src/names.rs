@@ -28,8 +28,9 @@ pub enum TextError {
     UnknownTimeZone(String),
 }
 
-/// Trims `raw` and checks it is 1..=`max` characters with no control characters.
-fn single_line(raw: &str, max: usize) -> Result<String, TextError> {
+/// Trims `raw` and checks it is 1..=`max` characters with no control characters: the rule of
+/// every short text people type.
+pub fn single_line(raw: &str, max: usize) -> Result<String, TextError> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return Err(TextError::Empty);

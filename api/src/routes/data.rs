@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use domain::names::{Email, TextError};
+use domain::names::{single_line, Email, TextError};
 use domain::{FieldErrors, FirmId, Permission};
 use projections::page::Page;
 use serde::{Serialize, Serializer};
@@ -383,22 +383,6 @@ fn parse_value(kind: Kind, raw: Option<&str>, mode: Mode) -> Result<Cell, String
 
 fn no_such(noun: &str) -> String {
     format!("must be the id of one of your firm's {noun}s")
-}
-
-/// Trims `raw` and checks it is 1 to `max` characters with no control characters (the rule of
-/// `domain::names`, with this API's lengths).
-fn single_line(raw: &str, max: usize) -> Result<String, TextError> {
-    let trimmed = raw.trim();
-    if trimmed.is_empty() {
-        return Err(TextError::Empty);
-    }
-    if trimmed.chars().count() > max {
-        return Err(TextError::TooLong(max));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(TextError::ControlCharacter);
-    }
-    Ok(trimmed.to_owned())
 }
 
 /// Checks every reference a body sets against the caller's firm, inside the writing
