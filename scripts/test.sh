@@ -13,4 +13,13 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
-cargo test --workspace --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
+
+# One closing line for the whole run: cargo's per-binary results plus the cucumber scenarios.
+awk '
+  /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+  /^[0-9]+ scenarios \(/ { n = $1; sp = 0; if (match($0, /[0-9]+ passed/)) sp = substr($0, RSTART, RLENGTH) + 0; p += sp; f += n - sp }
+  END { printf "tests: %d passed, %d failed\n", p, f }
+' "$log"
