@@ -2,7 +2,7 @@
 //! browser page, and what the firm then sees (Last used, the records the key made).
 
 use super::world::{quoted, strings, Answer, Esqase};
-use anyhow::{anyhow, bail, ensure, Context as _};
+use anyhow::{anyhow, bail, ensure};
 use cucumber::gherkin::Step;
 use cucumber::{given, then, when};
 use reqwest::Method;
@@ -56,16 +56,7 @@ async fn send(
     if let Some(body) = body {
         request = request.json(&body);
     }
-    let response = request.send().await.with_context(|| format!("{method} {path}"))?;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await?;
-    let json = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).with_context(|| format!("{method} {path} answered {status} with {text}"))?
-    };
-    let answer = Answer { status, headers, text, json };
+    let answer = super::world::into_answer(&method, path, request).await?;
     w.answers.push(answer.clone());
     Ok(answer)
 }

@@ -176,16 +176,7 @@ impl Esqase {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.with_context(|| format!("{method} {path}"))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await?;
-        let json = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).with_context(|| format!("{method} {path} answered {status} with {text}"))?
-        };
-        let answer = Answer { status, headers, text, json };
+        let answer = into_answer(&method, path, request).await?;
         self.answers.push(answer.clone());
         Ok(answer)
     }
@@ -260,4 +251,18 @@ pub fn rfc3339_in(seconds: u64) -> (String, std::time::SystemTime) {
     let year = yoe + era * 400 + i64::from(month <= 2);
     let text = format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60);
     (text, at)
+}
+
+/// Sends `request` (`method path`, for error context) and reads its answer.
+pub async fn into_answer(method: &Method, path: &str, request: reqwest::RequestBuilder) -> anyhow::Result<Answer> {
+    let response = request.send().await.with_context(|| format!("{method} {path}"))?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await?;
+    let json = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).with_context(|| format!("{method} {path} answered {status} with {text}"))?
+    };
+    Ok(Answer { status, headers, text, json })
 }
