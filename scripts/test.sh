@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every test of the project: formatting, lints, unit, property, integration and behaviour tests.
+# Every test of the project: formatting, lints, unit, property, integration and behaviour tests,
+# and a short schemathesis run against the OpenAPI document.
 # Needs Postgres and NATS (JetStream) reachable (DATABASE_URL / NATS_URL, defaults below);
 # every test makes its own database and NATS prefix, so runs can overlap and repeat.
 set -euo pipefail
@@ -16,6 +17,10 @@ echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
+# The short schemathesis run (every check, 5 examples per operation and phase) against the debug
+# binary the tests just built; ./scripts/schemathesis.sh alone runs the full one.
+echo "== schemathesis (short)"
+SCHEMATHESIS_MAX_EXAMPLES=5 SCHEMATHESIS_PROFILE=debug ./scripts/schemathesis.sh
 
 # One closing line for the whole run: cargo's per-binary results plus the cucumber scenarios.
 awk '

@@ -2,7 +2,6 @@
 //! cross-cutting layers (request ids, body limit, problem+json for unknown routes).
 
 use crate::error::ApiError;
-use crate::routes;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode};
@@ -56,20 +55,38 @@ impl AppState {
     }
 }
 
+/// The routes of every area, without the cross-cutting layers or state (each registered with
+/// its OpenAPI description, see [`crate::openapi::routes`]).
+pub fn routes() -> Router<Arc<AppState>> {
+    let (routes, _) = crate::openapi::routes().split_for_parts();
+    routes
+}
+
 /// The whole application.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .merge(routes::ops::router())
-        .merge(routes::members::router())
-        .merge(routes::api_keys::router())
-        .merge(routes::data::router())
-        .merge(routes::audit::router())
+    routes()
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(refuse_oversized_bodies))
         .layer(middleware::from_fn(crate::cors::cors))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// Refuses a body declared larger than [`BODY_LIMIT`] on every route, before anything runs:
+/// a route that reads no body (a revoke) must not act on a request the contract refuses. Bodies
+/// sent in chunks are cut off at the limit by [`DefaultBodyLimit`] when they are read.
+async fn refuse_oversized_bodies(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > BODY_LIMIT as u64 => ApiError::PayloadTooLarge.into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 /// The request id of the request being served, for handlers and logs.

@@ -69,8 +69,7 @@ pub async fn verify_key(state: &AppState, presented: &str, origin: Option<&str>)
     let now = commands::log::now();
     let (key, creator_permissions) = if state.trusts_verification_cache() {
         let verification = state.verification.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let key = verification.key(&hash).ok_or(ApiError::InvalidApiKey)?;
-        (key.clone(), verification.creator_permissions(key))
+        verification.key(&hash).ok_or(ApiError::InvalidApiKey)?
     } else {
         projections::verification::load_key(state.pool(), &hash).await?.ok_or(ApiError::InvalidApiKey)?
     };

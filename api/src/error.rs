@@ -141,20 +141,137 @@ impl ApiError {
     }
 }
 
-/// The problem details body.
-#[derive(Serialize)]
-struct Problem<'a> {
+/// Every variant once, in declaration order: what the OpenAPI document lists as the codes.
+/// [`ApiError::position`] matches exhaustively, so a new variant cannot be left out unnoticed.
+pub const EVERY: [ApiError; 30] = [
+    ApiError::Malformed(String::new()),
+    ApiError::InvalidQuery(String::new()),
+    ApiError::InvalidCredentials,
+    ApiError::InvalidSession,
+    ApiError::InvalidLogin,
+    ApiError::InvalidInvitation,
+    ApiError::InvalidApiKey,
+    ApiError::ApiKeyRevoked,
+    ApiError::ApiKeyExpired,
+    ApiError::OriginNotAllowed,
+    ApiError::InsufficientScope(domain::Permission::ContactsRead),
+    ApiError::CreatorLacksPermission(domain::Permission::ContactsRead),
+    ApiError::ApiKeyRequired,
+    ApiError::PermissionDenied,
+    ApiError::SessionRequired,
+    ApiError::SignupClosed,
+    ApiError::NotFound,
+    ApiError::MethodNotAllowed,
+    ApiError::EmailTaken,
+    ApiError::ApiKeyNotActive("revoked"),
+    ApiError::OwnerRoleFixed,
+    ApiError::OwnerCannotBeRemoved,
+    ApiError::MemberNotActive,
+    ApiError::Conflict,
+    ApiError::RecordInUse,
+    ApiError::PayloadTooLarge,
+    ApiError::UnsupportedMediaType,
+    ApiError::Validation(Vec::new()),
+    ApiError::Unavailable,
+    ApiError::Internal,
+];
+
+impl ApiError {
+    /// Where the variant stands in [`EVERY`].
+    pub fn position(&self) -> usize {
+        use ApiError::*;
+        match self {
+            Malformed(_) => 0,
+            InvalidQuery(_) => 1,
+            InvalidCredentials => 2,
+            InvalidSession => 3,
+            InvalidLogin => 4,
+            InvalidInvitation => 5,
+            InvalidApiKey => 6,
+            ApiKeyRevoked => 7,
+            ApiKeyExpired => 8,
+            OriginNotAllowed => 9,
+            InsufficientScope(_) => 10,
+            CreatorLacksPermission(_) => 11,
+            ApiKeyRequired => 12,
+            PermissionDenied => 13,
+            SessionRequired => 14,
+            SignupClosed => 15,
+            NotFound => 16,
+            MethodNotAllowed => 17,
+            EmailTaken => 18,
+            ApiKeyNotActive(_) => 19,
+            OwnerRoleFixed => 20,
+            OwnerCannotBeRemoved => 21,
+            MemberNotActive => 22,
+            Conflict => 23,
+            RecordInUse => 24,
+            PayloadTooLarge => 25,
+            UnsupportedMediaType => 26,
+            Validation(_) => 27,
+            Unavailable => 28,
+            Internal => 29,
+        }
+    }
+
+    /// What the variant means, for the OpenAPI document: its message where that is fixed, a
+    /// description of it where the message carries the particulars.
+    pub fn explanation(&self) -> String {
+        match self {
+            ApiError::Malformed(_) => "the body is not JSON of the expected shape".into(),
+            ApiError::InvalidQuery(_) => "a bad cursor, limit or filter".into(),
+            ApiError::InsufficientScope(_) => {
+                "the API key does not have the scope this request needs (named in `required_scope`)".into()
+            }
+            ApiError::CreatorLacksPermission(_) => {
+                "the member who created the API key no longer has the permission this request needs (named in \
+                 `required_scope`)"
+                    .into()
+            }
+            ApiError::ApiKeyNotActive(_) => {
+                "the API key is revoked or expired; only an Active key can be changed or revoked".into()
+            }
+            ApiError::Validation(_) => "some fields are not valid; `errors` lists every one".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The problem details body (RFC 9457).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub(crate) struct Problem<'a> {
+    /// A URI naming the problem's kind: `https://docs.esqase.com/errors/{code}`.
     #[serde(rename = "type")]
+    #[schema(schema_with = type_schema)]
     kind: String,
+    /// The status's reason phrase.
     title: &'a str,
+    /// The HTTP status.
+    #[schema(minimum = 400, maximum = 599)]
     status: u16,
+    /// A sentence for a person.
     detail: String,
+    /// The stable, machine-readable code.
+    #[schema(schema_with = code_schema)]
     code: &'a str,
+    /// On `validation_failed`: every failing field.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<FieldError>>, nullable = false)]
     errors: Option<&'a [FieldError]>,
     /// The scope or permission a refused key lacked.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<domain::Permission>, nullable = false)]
     required_scope: Option<&'static str>,
+}
+
+fn type_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
+    ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::Custom("uri".into())))
+}
+
+fn code_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    domain::schema::string_enum(EVERY.iter().map(|e| e.status_and_code().1))
 }
 
 impl IntoResponse for ApiError {
@@ -223,3 +340,15 @@ impl From<sqlx::Error> for ApiError {
 
 /// The result of a route.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_lists_each_variant_once_in_order() {
+        for (i, error) in EVERY.iter().enumerate() {
+            assert_eq!(error.position(), i, "{error:?}");
+        }
+    }
+}

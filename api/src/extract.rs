@@ -134,6 +134,18 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
     }
 }
 
+/// The query parameters every list takes, as documented (read by [`ListQuery`], which refuses
+/// any parameter a route does not know).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Rows per page, 1 to 100 (default 25).
+    #[param(minimum = 1, maximum = 100, default = 25)]
+    pub limit: Option<i64>,
+    /// A `next_cursor` or `prev_cursor` from a list response.
+    pub cursor: Option<String>,
+}
+
 impl ListQuery {
     /// Refuses any parameter the route does not know.
     pub fn only(&self, known: &[&str]) -> Result<(), ApiError> {

@@ -74,7 +74,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     .await?;
     // The verification state starts from the read models as of a known feed position, so a
     // node does not replay the whole log to start.
-    let verification: SharedVerification = Arc::new(RwLock::new(VerificationState::load(&pool).await?));
+    let loading = std::time::Instant::now();
+    let state = VerificationState::load(&pool).await?;
+    tracing::info!(
+        keys = state.key_count(),
+        key_heap_bytes = state.key_heap_bytes(),
+        elapsed_ms = loading.elapsed().as_millis() as u64,
+        "verification state loaded"
+    );
+    let verification: SharedVerification = Arc::new(RwLock::new(state));
     let cluster = Arc::new(Cluster::new(
         nats.clone(),
         names.clone(),

@@ -210,6 +210,20 @@ async fn last_used_shows_a_use_within_one_flush_interval_without_a_write_per_req
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     pool.close().await;
+
+    // The key's own view (from the node's memory) is the keys table's row (from Postgres), field
+    // for field, once the latest flushed use has reached both.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let shown = client.get(&format!("/v1/api-keys/{id}"), &owner.token).await;
+        let own = current(&client, &secret, None).await;
+        if own.body["api_key"] == shown.body {
+            assert_eq!(own.body["firm"], json!({"id": owner.firm_id, "name": "Acme Law"}));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the key's own view {} matches its row {}", own.text, shown.text);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     app.stop().await
 }
 

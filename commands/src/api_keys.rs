@@ -15,25 +15,62 @@ use domain::{AllowedDomains, ApiKeyId, ApiKeySecret, FieldError, FieldErrors, Pe
 use serde::Deserialize;
 
 /// `POST /v1/api-keys`, as sent.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
-    /// The label.
+    /// The label: trimmed, 1 to 100 characters, no control characters.
+    #[schema(required = true, schema_with = key_name_schema)]
     pub name: Option<String>,
-    /// At least one scope.
+    /// At least one scope; duplicates are folded. None beyond the creator's own role.
+    #[schema(required = true, schema_with = domain::schema::scopes_request)]
     pub scopes: Option<Vec<String>>,
-    /// `YYYY-MM-DD` or RFC 3339; absent or null for a key that never expires.
+    /// `YYYY-MM-DD` (00:00 of that date in the firm's time zone) or an RFC 3339 time; it must
+    /// be in the future. Absent or null for a key that never expires.
+    #[schema(schema_with = expiry_schema)]
     pub expires_at: Option<String>,
-    /// Hostnames; each string may hold several, split on commas and newlines.
+    /// Hostnames; each string may hold several, split on commas and newlines. Absent, null or
+    /// empty allows any domain.
+    #[schema(schema_with = domains_request_schema)]
     pub allowed_domains: Option<Vec<String>>,
 }
 
 /// `PUT /v1/api-keys/{id}/allowed-domains`, as sent.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AllowedDomainsRequest {
     /// The new list; empty allows any domain.
+    #[schema(required = true, schema_with = domains_update_schema)]
     pub allowed_domains: Option<Vec<String>>,
+}
+
+fn key_name_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    domain::schema::single_line(KeyName::MAX_CHARS).examples(["Intake sync"])
+}
+
+/// A key's expiry as sent: a future date or time, or null.
+fn expiry_schema() -> utoipa::openapi::schema::OneOfBuilder {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    let string =
+        |format| ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(format)));
+    OneOfBuilder::new()
+        .item(string(KnownFormat::Date))
+        .item(string(KnownFormat::DateTime))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .examples(["2027-03-01"])
+}
+
+/// An allowed-domains list as sent (normalized on the way in).
+fn domains_update_schema() -> utoipa::openapi::schema::ArrayBuilder {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(ObjectBuilder::new().schema_type(Type::String))
+        .examples([serde_json::json!(["app.example.com", "*.example.com"])])
+}
+
+/// An allowed-domains list as sent, or null (any domain).
+fn domains_request_schema() -> utoipa::openapi::schema::ArrayBuilder {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    domains_update_schema().schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
 }
 
 /// A key just created. The secret is here and nowhere else, ever.
@@ -65,6 +102,19 @@ impl Commands {
         request: CreateApiKeyRequest,
         request_id: Option<String>,
     ) -> Result<CreatedApiKey, CommandError> {
+        let (created, ()) = self.create_api_key_then(by, request, request_id, nothing_to_read).await?;
+        Ok(created)
+    }
+
+    /// [`Commands::create_api_key`], reading the new key back (`read_back`) in the command's own
+    /// transaction: see [`ReadBack`].
+    pub async fn create_api_key_then<T, R: ReadBack<T>>(
+        &self,
+        by: &SignedInMember,
+        request: CreateApiKeyRequest,
+        request_id: Option<String>,
+        read_back: R,
+    ) -> Result<(CreatedApiKey, T), CommandError> {
         by.require(Permission::ApiKeys)?;
         let at = now();
         let mut errors = FieldErrors::new();
@@ -114,9 +164,10 @@ impl Commands {
             .log
             .append(&mut tx, &metadata, &[Append { stream_id: id.as_uuid(), expected_version: 0, events }])
             .await?;
+        let answer = read_back(tx.conn(), id).await?;
         self.log.commit(tx, &recorded).await?;
         tracing::info!(api_key_id = %id, preview = secret.preview().as_str(), firm_id = %by.firm_id, "API key created");
-        Ok(CreatedApiKey { id, secret })
+        Ok((CreatedApiKey { id, secret }, answer))
     }
 
     /// Replaces an Active key's allowed domains.
@@ -127,6 +178,19 @@ impl Commands {
         request: AllowedDomainsRequest,
         request_id: Option<String>,
     ) -> Result<(), CommandError> {
+        self.update_allowed_domains_then(by, id, request, request_id, nothing_to_read).await
+    }
+
+    /// [`Commands::update_allowed_domains`], reading the key back in the command's own
+    /// transaction: see [`ReadBack`].
+    pub async fn update_allowed_domains_then<T, R: ReadBack<T>>(
+        &self,
+        by: &SignedInMember,
+        id: ApiKeyId,
+        request: AllowedDomainsRequest,
+        request_id: Option<String>,
+        read_back: R,
+    ) -> Result<T, CommandError> {
         by.require(Permission::ApiKeys)?;
         let mut errors = FieldErrors::new();
         if request.allowed_domains.is_none() {
@@ -134,7 +198,8 @@ impl Commands {
         }
         let domains = parse_domains(&mut errors, request.allowed_domains);
         let (Some(domains), true) = (domains, errors.is_empty()) else { return Err(errors.into()) };
-        self.change_api_key(by, id, ApiKeyCommand::UpdateDomains { allowed_domains: domains }, request_id).await
+        self.change_api_key(by, id, ApiKeyCommand::UpdateDomains { allowed_domains: domains }, request_id, read_back)
+            .await
     }
 
     /// Revokes an Active key, for good.
@@ -144,20 +209,33 @@ impl Commands {
         id: ApiKeyId,
         request_id: Option<String>,
     ) -> Result<(), CommandError> {
-        by.require(Permission::ApiKeys)?;
-        self.change_api_key(by, id, ApiKeyCommand::Revoke { reason: RevocationReason::RevokedByMember }, request_id)
-            .await?;
-        tracing::info!(api_key_id = %id, firm_id = %by.firm_id, "API key revoked");
-        Ok(())
+        self.revoke_api_key_then(by, id, request_id, nothing_to_read).await
     }
 
-    async fn change_api_key(
+    /// [`Commands::revoke_api_key`], reading the key back in the command's own transaction: see
+    /// [`ReadBack`].
+    pub async fn revoke_api_key_then<T, R: ReadBack<T>>(
+        &self,
+        by: &SignedInMember,
+        id: ApiKeyId,
+        request_id: Option<String>,
+        read_back: R,
+    ) -> Result<T, CommandError> {
+        by.require(Permission::ApiKeys)?;
+        let command = ApiKeyCommand::Revoke { reason: RevocationReason::RevokedByMember };
+        let answer = self.change_api_key(by, id, command, request_id, read_back).await?;
+        tracing::info!(api_key_id = %id, firm_id = %by.firm_id, "API key revoked");
+        Ok(answer)
+    }
+
+    async fn change_api_key<T, R: ReadBack<T>>(
         &self,
         by: &SignedInMember,
         id: ApiKeyId,
         command: ApiKeyCommand,
         request_id: Option<String>,
-    ) -> Result<(), CommandError> {
+        read_back: R,
+    ) -> Result<T, CommandError> {
         retry_once!(async {
             let mut tx = self.log.begin(by.firm_id).await?;
             let key = load_api_key(tx.conn(), by.firm_id, id).await?;
@@ -172,8 +250,41 @@ impl Commands {
                     &[Append { stream_id: id.as_uuid(), expected_version: key.version, events }],
                 )
                 .await?;
+            let answer = read_back(tx.conn(), id).await?;
             self.log.commit(tx, &recorded).await?;
-            Ok::<_, CommandError>(())
+            Ok::<_, CommandError>(answer)
         })
     }
+}
+
+/// What a command's answer shows, read inside the command's own transaction, after its events
+/// are applied to the read models and before the commit. Read after the commit instead, a
+/// failure (Postgres gone that instant) would answer 503 for a change that was made: a created
+/// key whose secret nobody saw, a revoke reported as failed that happened.
+pub trait ReadBack<T>:
+    for<'c> Fn(&'c mut sqlx::PgConnection, ApiKeyId) -> futures::future::BoxFuture<'c, Result<T, sqlx::Error>> + Send + Sync
+{
+}
+
+impl<T, F> ReadBack<T> for F where
+    F: for<'c> Fn(&'c mut sqlx::PgConnection, ApiKeyId) -> futures::future::BoxFuture<'c, Result<T, sqlx::Error>>
+        + Send
+        + Sync
+{
+}
+
+/// Gives a closure the [`ReadBack`] signature (a closure's higher-ranked signature is only
+/// inferred from a bound it is passed to directly).
+pub fn read_back<T, F>(read: F) -> F
+where
+    F: for<'c> Fn(&'c mut sqlx::PgConnection, ApiKeyId) -> futures::future::BoxFuture<'c, Result<T, sqlx::Error>>
+        + Send
+        + Sync,
+{
+    read
+}
+
+/// The read-back of a caller that needs nothing but the command's own result.
+fn nothing_to_read(_: &mut sqlx::PgConnection, _: ApiKeyId) -> futures::future::BoxFuture<'_, Result<(), sqlx::Error>> {
+    Box::pin(async { Ok(()) })
 }

@@ -11,7 +11,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
 /// How long a request waits for a connection before the database counts as unavailable (so a
 /// dead Postgres is a quick 503, never a hang).
-pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Creates the database named in `url` if it does not exist (connecting to `postgres` to do so).
 pub async fn create_database_if_missing(url: &str) -> Result<(), sqlx::Error> {

@@ -14,27 +14,50 @@ use domain::{Actor, FieldErrors, FirmId, MemberId, PermissionSet, Role};
 use serde::Deserialize;
 
 /// `POST /v1/firms`, as sent.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
     /// The firm's name.
+    #[schema(required = true, schema_with = firm_name_schema)]
     pub firm_name: Option<String>,
-    /// An IANA time zone; `UTC` when absent.
+    /// An IANA time zone; `UTC` when absent or null. An unknown zone is a 422.
+    #[schema(examples("America/New_York"))]
     pub time_zone: Option<String>,
     /// The owner.
+    #[schema(required = true, value_type = OwnerRequest)]
     pub owner: Option<OwnerRequest>,
 }
 
 /// The owner part of a signup.
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OwnerRequest {
     /// Their name.
+    #[schema(required = true, schema_with = person_name_schema)]
     pub name: Option<String>,
-    /// Their login.
+    /// Their login: unique across the service, compared without case.
+    #[schema(required = true, schema_with = domain::schema::email)]
     pub email: Option<String>,
-    /// At least 12 characters.
+    /// 12 to 1024 characters, not trimmed.
+    #[schema(required = true, schema_with = password_schema)]
     pub password: Option<String>,
+}
+
+fn firm_name_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    domain::schema::single_line(FirmName::MAX_CHARS).examples(["Acme Law"])
+}
+
+/// The schema of a person's name.
+pub fn person_name_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    domain::schema::single_line(PersonName::MAX_CHARS).examples(["Olivia Owner"])
+}
+
+/// The schema of a password as typed.
+pub fn password_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(Password::MIN_CHARS))
+        .max_length(Some(Password::MAX_CHARS))
 }
 
 impl std::fmt::Debug for OwnerRequest {

@@ -20,15 +20,25 @@ use serde::Deserialize;
 pub const INVITATION_TTL: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 /// `POST /v1/members`, as sent.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteRequest {
     /// Their name.
+    #[schema(required = true, schema_with = crate::firms::person_name_schema)]
     pub name: Option<String>,
-    /// Their login.
+    /// Their login: unique across the service, compared without case.
+    #[schema(required = true, schema_with = domain::schema::email)]
     pub email: Option<String>,
     /// Their role (not `owner`).
+    #[schema(required = true, schema_with = invitable_role_schema)]
     pub role: Option<String>,
+}
+
+/// The roles a member can be given by invitation or a role change: every role but `owner`.
+pub fn invitable_role_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(Role::ALL.into_iter().filter(|r| *r != Role::Owner).map(Role::as_str)))
 }
 
 /// An invitation just made: the token is shown once.

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// One failing field and what to do about it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// The request field, as named in the JSON body (`name`, `scopes`, `owner.email`).
     pub field: String,

@@ -46,36 +46,56 @@ pub const ACTIONS: [&str; 10] = [
     "api_key.expired",
 ];
 
+/// The schema of an entry's `action`: one of [`ACTIONS`].
+pub fn action_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    domain::schema::string_enum(ACTIONS)
+}
+
+fn actor_type_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    domain::schema::string_enum(["member", "system"])
+}
+
+fn target_type_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    domain::schema::string_enum(["api_key", "member", "role", "firm"])
+}
+
 fn time<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&domain::format_time(t))
 }
 
 /// Who did it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditActor)]
 pub struct EntryActor {
     /// `member` or `system`.
     #[serde(rename = "type")]
+    #[schema(schema_with = actor_type_schema)]
     pub kind: String,
     /// The member's id (null for the system).
+    #[schema(required = true)]
     pub id: Option<Uuid>,
     /// The member's name when they acted (null for the system).
+    #[schema(required = true)]
     pub name: Option<String>,
 }
 
 /// What it was done to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditTarget)]
 pub struct EntryTarget {
     /// `api_key`, `member`, `role` or `firm`.
     #[serde(rename = "type")]
+    #[schema(schema_with = target_type_schema)]
     pub kind: String,
     /// The key's, member's or firm's id; a role's name.
     pub id: String,
     /// The key's label, the member's name, the role's or the firm's name.
+    #[schema(required = true)]
     pub name: Option<String>,
 }
 
 /// One entry of a firm's audit log, as the API shows it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// The id of the event it records.
     pub id: Uuid,
@@ -83,18 +103,23 @@ pub struct AuditEntry {
     pub sequence: i64,
     /// When the event happened.
     #[serde(serialize_with = "time")]
+    #[schema(value_type = String, format = DateTime)]
     pub occurred_at: DateTime<Utc>,
     /// One of [`ACTIONS`].
+    #[schema(schema_with = action_schema)]
     pub action: String,
     /// Who.
     pub actor: EntryActor,
     /// On what.
     pub target: EntryTarget,
     /// What an auditor needs to know about it.
+    #[schema(value_type = Object)]
     pub details: Value,
     /// SHA-256 (lowercase hex) of `previous_hash` followed by the canonical JSON.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub hash: String,
     /// The previous entry's `hash` ([`GENESIS_HASH`] for the first).
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub previous_hash: String,
 }
 
@@ -501,7 +526,8 @@ pub async fn last_sequence(pool: &PgPool, firm: FirmId) -> Result<i64, sqlx::Err
 }
 
 /// What walking a firm's chain found.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditVerification)]
 pub struct Verification {
     /// True when every entry is intact and in place.
     pub ok: bool,

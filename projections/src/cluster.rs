@@ -112,6 +112,17 @@ impl Cluster {
                 verification.apply_own(event);
             }
         }
+        // Every NATS round trip below counts against the bound, not only the wait for other nodes.
+        match tokio::time::timeout(self.bound, self.wait_for_others(position)).await {
+            Ok(confirmed) => confirmed,
+            Err(_) => {
+                tracing::warn!(%position, "NATS did not answer within the bound");
+                false
+            }
+        }
+    }
+
+    async fn wait_for_others(&self, position: FeedPosition) -> bool {
         let deadline = tokio::time::Instant::now() + self.bound;
         let Some(bucket) = self.bucket().await else {
             // Without NATS, no node trusts its cache (each verifies against Postgres), so the

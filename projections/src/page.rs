@@ -72,13 +72,15 @@ impl Default for PageRequest {
 }
 
 /// One page of a list, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// The rows.
     pub data: Vec<T>,
-    /// Older rows, if any.
+    /// Older rows (the Next button), if any.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
-    /// Newer rows, if any.
+    /// Newer rows (the Previous button), if any.
+    #[schema(required = true)]
     pub prev_cursor: Option<String>,
 }
 

@@ -188,6 +188,21 @@ impl<P: Projection> Runner<P> {
         consumer.messages().await.ok()
     }
 
+    /// Reads the Postgres feed when nothing says an event was missed (a wake-up, the safety
+    /// poll). While the feed subscription holds, a failure only waits for the next try: the
+    /// subscription still brings every event (with Postgres away from this node, what others
+    /// commit reaches it through JetStream), and a gap in it reads Postgres, and fails, on its
+    /// own. Without the subscription a failure pauses the projection: it cannot show it is current.
+    async fn poll_postgres(&mut self, subscribed: bool) -> Result<(), ProjectionError> {
+        match self.catch_up().await {
+            Err(error) if subscribed => {
+                tracing::debug!(projection = self.projection.name(), %error, "Postgres feed poll failed; following JetStream");
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
     async fn follow(&mut self, shutdown: &CancellationToken) -> Result<(), ProjectionError> {
         // Subscribe before catching up, so nothing published meanwhile is missed.
         let mut messages = self.subscribe().await;
@@ -197,7 +212,7 @@ impl<P: Projection> Runner<P> {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                _ = self.status.wake.notified() => { self.catch_up().await?; }
+                _ = self.status.wake.notified() => self.poll_postgres(messages.is_some()).await?,
                 message = next(&mut messages) => match message {
                     Some(message) => self.on_message(&message).await?,
                     None => {
@@ -207,7 +222,7 @@ impl<P: Projection> Runner<P> {
                     }
                 },
                 _ = poll.tick() => {
-                    self.catch_up().await?;
+                    self.poll_postgres(messages.is_some()).await?;
                     if messages.is_none() {
                         messages = self.subscribe().await;
                         self.status.following.store(messages.is_some(), Ordering::Relaxed);

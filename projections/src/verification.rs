@@ -2,13 +2,24 @@
 //! every member's role and status, every firm's grid. It is loaded from the read models as of a
 //! known feed position, then kept current by the runner; answering "may this key do this?"
 //! touches no database.
+//!
+//! Layout, for a million keys and more: each key is one fixed-size [`KeyRecord`] (104 bytes) in
+//! one vector; two hash tables of `u32` slots find it by the hash of its secret and by its id;
+//! names and previews live in one text arena; firms and creators are `u32` slots into small
+//! vectors; allowed-domain lists, which most keys do not have, sit in a side map. About 150
+//! bytes a key in all, and the body of `GET /v1/api-keys/current` comes from here too.
 
 use crate::runner::{Projection, ProjectionError};
+use crate::views::{ApiKeyView, MemberRef};
 use commands::store::{FeedPosition, RecordedEvent};
-use domain::api_key::is_past;
+use domain::api_key::{is_past, KeyStatus};
 use domain::{AllowedDomains, Event, Grid, KeyHash, PermissionSet, Role, Timestamp};
+use futures::TryStreamExt;
+use hashbrown::HashTable;
 use sqlx::PgPool;
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
@@ -42,55 +53,168 @@ impl CachedKey {
     }
 }
 
-/// A member, as verification needs them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CachedMember {
-    /// Their firm.
-    pub firm: Uuid,
-    /// Their role now.
-    pub role: Role,
-    /// False once removed.
-    pub active: bool,
-    /// Their stream's version as applied here.
-    pub version: i32,
+/// A key as `GET /v1/api-keys/current` shows it, with its firm.
+#[derive(Clone, Debug)]
+pub struct CurrentKey {
+    /// The key, as the keys table shows it.
+    pub api_key: ApiKeyView,
+    /// Its firm's id.
+    pub firm_id: Uuid,
+    /// Its firm's name.
+    pub firm_name: String,
 }
 
-/// A firm's grid, as verification needs it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CachedFirm {
+/// A member, as verification needs them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CachedMember {
+    id: Uuid,
+    firm: Uuid,
+    /// Shown as a key's creator.
+    name: Box<str>,
+    role: Role,
+    /// False once removed, and for a member only known from a key (not yet from their own
+    /// event): either way their keys may do nothing.
+    active: bool,
+    /// Their stream's version as applied here; 0 while only known from a key.
+    version: i32,
+}
+
+/// A firm, as verification needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CachedFirm {
+    id: Uuid,
+    /// Shown by `GET /v1/api-keys/current`.
+    name: Box<str>,
     /// What each role may do now.
-    pub grid: Grid,
-    /// The firm stream's version as applied here.
-    pub version: i32,
+    grid: Grid,
+    /// The firm stream's version as applied here; 0 while only known from a key or member.
+    version: i32,
+}
+
+/// `expires_at` of a key that never expires, in microseconds.
+const NEVER: i64 = i64::MAX;
+/// `last_used_at` of a key never used, in microseconds.
+const UNUSED: i64 = i64::MIN;
+
+const REVOKED: u8 = 1;
+const EXPIRED_RECORDED: u8 = 2;
+
+/// One key, fixed-size. Times are microseconds since the epoch (Postgres' precision).
+#[derive(Clone, Debug)]
+struct KeyRecord {
+    hash: KeyHash,
+    id: Uuid,
+    expires_at: i64,
+    created_at: i64,
+    last_used_at: i64,
+    /// Where its name, then its preview, start in the text arena.
+    text_at: u64,
+    /// Slot of its firm.
+    firm: u32,
+    /// Slot of its creator.
+    creator: u32,
+    version: i32,
+    scopes: PermissionSet,
+    name_len: u16,
+    preview_len: u8,
+    /// `REVOKED` | `EXPIRED_RECORDED`.
+    flags: u8,
+}
+
+fn micros(t: Timestamp) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_micros(m: i64) -> Option<Timestamp> {
+    match m {
+        NEVER | UNUSED => None,
+        m => chrono::DateTime::from_timestamp_micros(m),
+    }
+}
+
+/// A key's hash is a SHA-256 digest, uniform already: its first 8 bytes are its hash-table
+/// hash. Keys are made by the service, so no caller can crowd one bucket; a presented secret
+/// only chooses which bucket it looks in.
+fn hash_of(hash: &KeyHash) -> u64 {
+    let bytes = hash.as_bytes();
+    u64::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7]])
 }
 
 /// The whole verification state of a node.
 #[derive(Debug, Default)]
 pub struct VerificationState {
-    /// Keys by the hash of their secret: the lookup of every verified request.
-    keys: HashMap<KeyHash, CachedKey>,
-    /// Key id to hash: events name keys by id.
-    hashes: HashMap<Uuid, KeyHash>,
-    /// Members by id: the ceiling of their keys.
-    members: HashMap<Uuid, CachedMember>,
-    /// Firms by id: their grids.
-    firms: HashMap<Uuid, CachedFirm>,
+    /// Every key; a key keeps its slot for the life of the node (revoked keys stay, to answer
+    /// `api_key_revoked`).
+    keys: Vec<KeyRecord>,
+    /// Slots by the hash of the key's secret: the lookup of every verified request.
+    by_hash: HashTable<u32>,
+    /// Slots by key id: events name keys by id.
+    by_id: HashTable<u32>,
+    /// Seeds the hash of `by_id`.
+    id_hasher: RandomState,
+    /// Key names and previews, appended (names never change).
+    text: String,
+    /// Allowed domains of the keys (by slot) that have any.
+    domains: HashMap<u32, AllowedDomains>,
+    /// Members: the ceiling of their keys, and their names.
+    members: Vec<CachedMember>,
+    /// Member id to slot.
+    member_slots: HashMap<Uuid, u32>,
+    /// Firms: their grids and names.
+    firms: Vec<CachedFirm>,
+    /// Firm id to slot.
+    firm_slots: HashMap<Uuid, u32>,
     /// How far the feed is applied.
     checkpoint: FeedPosition,
 }
 
 impl VerificationState {
-    /// The key whose secret hashes to `hash`.
-    pub fn key(&self, hash: &KeyHash) -> Option<&CachedKey> {
-        self.keys.get(hash)
+    /// The key whose secret hashes to `hash`, with what its creator may do now (empty for a
+    /// removed or unknown creator).
+    pub fn key(&self, hash: &KeyHash) -> Option<(CachedKey, PermissionSet)> {
+        let slot = self.slot_by_hash(hash)?;
+        let record = &self.keys[slot as usize];
+        let key = CachedKey {
+            id: record.id,
+            firm: self.firms[record.firm as usize].id,
+            creator: self.members[record.creator as usize].id,
+            scopes: record.scopes,
+            allowed_domains: self.domains.get(&slot).cloned().unwrap_or_else(AllowedDomains::any),
+            expires_at: from_micros(record.expires_at),
+            revoked: record.flags & REVOKED != 0,
+            expired_recorded: record.flags & EXPIRED_RECORDED != 0,
+            version: record.version,
+        };
+        Some((key, self.ceiling(record)))
     }
 
-    /// What the key's creator may do now (empty for a removed or unknown creator).
-    pub fn creator_permissions(&self, key: &CachedKey) -> PermissionSet {
-        match (self.members.get(&key.creator), self.firms.get(&key.firm)) {
-            (Some(member), Some(firm)) if member.active => firm.grid.permissions(member.role),
-            _ => PermissionSet::EMPTY,
+    /// The key `id` as `GET /v1/api-keys/current` shows it, if it is Active at `now` (otherwise
+    /// `None`: the caller reads the keys table, which also knows who revoked it and when).
+    pub fn current_key(&self, id: Uuid, now: Timestamp) -> Option<CurrentKey> {
+        let slot = self.slot_by_id(id)?;
+        let record = &self.keys[slot as usize];
+        let expires_at = from_micros(record.expires_at);
+        if record.flags != 0 || is_past(expires_at, now) {
+            return None;
         }
+        let (name, preview) = self.texts(record);
+        let creator = &self.members[record.creator as usize];
+        let firm = &self.firms[record.firm as usize];
+        let api_key = ApiKeyView {
+            id: record.id,
+            name: name.to_owned(),
+            preview: preview.to_owned(),
+            scopes: record.scopes.names().into_iter().map(str::to_owned).collect(),
+            allowed_domains: self.domains.get(&slot).map(AllowedDomains::to_strings).unwrap_or_default(),
+            status: KeyStatus::Active,
+            last_used_at: from_micros(record.last_used_at),
+            expires_at,
+            created_at: from_micros(record.created_at)?,
+            created_by: MemberRef { id: creator.id, name: creator.name.to_string() },
+            revoked_at: None,
+            revoked_by: None,
+        };
+        Some(CurrentKey { api_key, firm_id: firm.id, firm_name: firm.name.to_string() })
     }
 
     /// How far the feed is applied.
@@ -101,6 +225,114 @@ impl VerificationState {
     /// How many keys are held.
     pub fn key_count(&self) -> usize {
         self.keys.len()
+    }
+
+    /// The heap the keys take in this state (records, both tables, names and previews, the
+    /// allowed-domain map's table): what `/metrics` reports and the benchmark divides by keys.
+    pub fn key_heap_bytes(&self) -> usize {
+        self.keys.capacity() * std::mem::size_of::<KeyRecord>()
+            + self.by_hash.allocation_size()
+            + self.by_id.allocation_size()
+            + self.text.capacity()
+            + self.domains.capacity() * std::mem::size_of::<(u32, AllowedDomains)>()
+    }
+
+    fn slot_by_hash(&self, hash: &KeyHash) -> Option<u32> {
+        self.by_hash.find(hash_of(hash), |&s| self.keys[s as usize].hash == *hash).copied()
+    }
+
+    fn slot_by_id(&self, id: Uuid) -> Option<u32> {
+        self.by_id.find(self.id_hasher.hash_one(id), |&s| self.keys[s as usize].id == id).copied()
+    }
+
+    /// The key's name and preview.
+    fn texts(&self, record: &KeyRecord) -> (&str, &str) {
+        // Both were pushed whole at these offsets, so the ranges fall on character boundaries.
+        let at = record.text_at as usize;
+        let name_end = at + usize::from(record.name_len);
+        let preview_end = name_end + usize::from(record.preview_len);
+        (self.text.get(at..name_end).unwrap_or_default(), self.text.get(name_end..preview_end).unwrap_or_default())
+    }
+
+    /// What the creator of `record` may do now.
+    fn ceiling(&self, record: &KeyRecord) -> PermissionSet {
+        let member = &self.members[record.creator as usize];
+        let firm = &self.firms[record.firm as usize];
+        if member.active && firm.version > 0 {
+            firm.grid.permissions(member.role)
+        } else {
+            PermissionSet::EMPTY
+        }
+    }
+
+    /// The slot of firm `id`, made (unknown, granting nothing) if it is not held yet.
+    fn firm_slot(&mut self, id: Uuid) -> u32 {
+        if let Some(&slot) = self.firm_slots.get(&id) {
+            return slot;
+        }
+        let slot = slot_number(self.firms.len());
+        self.firms.push(CachedFirm { id, name: Box::default(), grid: Grid::default(), version: 0 });
+        self.firm_slots.insert(id, slot);
+        slot
+    }
+
+    /// The slot of member `id`, made (unknown, inactive) if they are not held yet: a key's
+    /// event can come ahead of its creator's on this node.
+    fn member_slot(&mut self, id: Uuid, firm: Uuid) -> u32 {
+        if let Some(&slot) = self.member_slots.get(&id) {
+            return slot;
+        }
+        let slot = slot_number(self.members.len());
+        self.members.push(CachedMember {
+            id,
+            firm,
+            name: Box::default(),
+            role: Role::Staff,
+            active: false,
+            version: 0,
+        });
+        self.member_slots.insert(id, slot);
+        slot
+    }
+
+    /// Adds a key not held yet; returns false (and holds nothing) if its id or hash is.
+    fn insert_key(&mut self, new: NewKey<'_>) -> bool {
+        if self.slot_by_id(new.id).is_some() || self.slot_by_hash(&new.hash).is_some() {
+            return false;
+        }
+        let (Ok(name_len), Ok(preview_len)) = (u16::try_from(new.name.len()), u8::try_from(new.preview.len())) else {
+            tracing::error!(api_key_id = %new.id, "key name or preview too long to hold; the key will not verify");
+            return false;
+        };
+        let firm = self.firm_slot(new.firm);
+        let creator = self.member_slot(new.creator, new.firm);
+        let slot = slot_number(self.keys.len());
+        let text_at = self.text.len() as u64;
+        self.text.push_str(new.name);
+        self.text.push_str(new.preview);
+        if !new.allowed_domains.is_any() {
+            self.domains.insert(slot, new.allowed_domains);
+        }
+        self.keys.push(KeyRecord {
+            hash: new.hash,
+            id: new.id,
+            expires_at: new.expires_at.map_or(NEVER, micros),
+            created_at: micros(new.created_at),
+            last_used_at: new.last_used_at.map_or(UNUSED, micros),
+            text_at,
+            firm,
+            creator,
+            version: new.version,
+            scopes: new.scopes,
+            name_len,
+            preview_len,
+            flags: new.flags,
+        });
+        let keys = &self.keys;
+        self.by_hash.insert_unique(hash_of(&new.hash), slot, |&s| hash_of(&keys[s as usize].hash));
+        let id_hasher = &self.id_hasher;
+        self.by_id.insert_unique(id_hasher.hash_one(new.id), slot, |&s| id_hasher.hash_one(keys[s as usize].id));
+        true
     }
 
     /// Folds one event of the feed, if it is beyond the checkpoint; events already reflected
@@ -124,84 +356,115 @@ impl VerificationState {
     fn fold(&mut self, e: &RecordedEvent, applies: impl Fn(i32, i32) -> bool) {
         let firm = e.metadata.firm_id.as_uuid();
         match &e.event {
-            Event::FirmCreated { grid, .. } => {
-                self.firms.entry(e.stream_id).or_insert(CachedFirm { grid: *grid, version: e.version });
+            Event::FirmCreated { name, grid, .. } => {
+                let slot = self.firm_slot(e.stream_id) as usize;
+                let cached = &mut self.firms[slot];
+                if cached.version == 0 {
+                    cached.name = name.as_str().into();
+                    cached.grid = *grid;
+                    cached.version = e.version;
+                }
             }
             Event::RolePermissionsChanged { role, after, .. } => {
-                if let Some(cached) = self.firms.get_mut(&e.stream_id).filter(|f| applies(f.version, e.version)) {
+                let Some(&slot) = self.firm_slots.get(&e.stream_id) else { return };
+                let cached = &mut self.firms[slot as usize];
+                if cached.version > 0 && applies(cached.version, e.version) {
                     cached.grid = cached.grid.with(*role, *after).unwrap_or(cached.grid);
                     cached.version = e.version;
                 }
             }
-            Event::MemberRegistered { role, .. } | Event::MemberInvited { role, .. } => {
-                self.members.entry(e.stream_id).or_insert(CachedMember {
+            Event::MemberRegistered { name, role, .. } | Event::MemberInvited { name, role, .. } => {
+                let slot = self.member_slot(e.stream_id, firm) as usize;
+                let member = &mut self.members[slot];
+                if member.version == 0 {
+                    *member = CachedMember {
+                        id: e.stream_id,
+                        firm,
+                        name: name.as_str().into(),
+                        role: *role,
+                        active: true,
+                        version: e.version,
+                    };
+                }
+            }
+            Event::MemberRoleChanged { after, .. } => {
+                self.update_member(e, &applies, |m| m.role = *after);
+            }
+            Event::MemberRemoved {} => self.update_member(e, &applies, |m| m.active = false),
+            Event::InvitationAccepted {} => self.update_member(e, &applies, |_| {}),
+            Event::ApiKeyCreated { name, key_hash, preview, scopes, expires_at, allowed_domains, created_by } => {
+                self.insert_key(NewKey {
+                    id: e.stream_id,
+                    hash: *key_hash,
                     firm,
-                    role: *role,
-                    active: true,
+                    creator: created_by.as_uuid(),
+                    name: name.as_str(),
+                    preview: preview.as_str(),
+                    scopes: scopes.as_set(),
+                    allowed_domains: allowed_domains.clone(),
+                    expires_at: *expires_at,
+                    created_at: e.metadata.occurred_at,
+                    last_used_at: None,
+                    flags: 0,
                     version: e.version,
                 });
             }
-            Event::MemberRoleChanged { after, .. } => {
-                if let Some(member) = self.members.get_mut(&e.stream_id).filter(|m| applies(m.version, e.version)) {
-                    member.role = *after;
-                    member.version = e.version;
-                }
-            }
-            Event::MemberRemoved {} => {
-                if let Some(member) = self.members.get_mut(&e.stream_id).filter(|m| applies(m.version, e.version)) {
-                    member.active = false;
-                    member.version = e.version;
-                }
-            }
-            Event::InvitationAccepted {} => {
-                if let Some(member) = self.members.get_mut(&e.stream_id).filter(|m| applies(m.version, e.version)) {
-                    member.version = e.version;
-                }
-            }
-            Event::ApiKeyCreated { key_hash, scopes, expires_at, allowed_domains, created_by, .. } => {
-                if let std::collections::hash_map::Entry::Vacant(slot) = self.hashes.entry(e.stream_id) {
-                    slot.insert(*key_hash);
-                    self.keys.insert(
-                        *key_hash,
-                        CachedKey {
-                            id: e.stream_id,
-                            firm,
-                            creator: created_by.as_uuid(),
-                            scopes: scopes.as_set(),
-                            allowed_domains: allowed_domains.clone(),
-                            expires_at: *expires_at,
-                            revoked: false,
-                            expired_recorded: false,
-                            version: e.version,
-                        },
-                    );
-                }
-            }
             Event::ApiKeyDomainsUpdated { after, .. } => {
-                self.update_key(e, &applies, |k| k.allowed_domains = after.clone())
+                if let Some(slot) = self.update_key(e, &applies, |_| {}) {
+                    if after.is_any() {
+                        self.domains.remove(&slot);
+                    } else {
+                        self.domains.insert(slot, after.clone());
+                    }
+                }
             }
-            Event::ApiKeyRevoked { .. } => self.update_key(e, &applies, |k| k.revoked = true),
-            Event::ApiKeyExpired {} => self.update_key(e, &applies, |k| k.expired_recorded = true),
-            Event::ApiKeyUsed { .. } => self.update_key(e, &applies, |_| {}),
+            Event::ApiKeyRevoked { .. } => {
+                self.update_key(e, &applies, |k| k.flags |= REVOKED);
+            }
+            Event::ApiKeyExpired {} => {
+                self.update_key(e, &applies, |k| k.flags |= EXPIRED_RECORDED);
+            }
+            Event::ApiKeyUsed { last_used_at, .. } => {
+                self.update_key(e, &applies, |k| k.last_used_at = k.last_used_at.max(micros(*last_used_at)));
+            }
         }
     }
 
+    fn update_member(
+        &mut self,
+        e: &RecordedEvent,
+        applies: &impl Fn(i32, i32) -> bool,
+        change: impl FnOnce(&mut CachedMember),
+    ) {
+        let Some(&slot) = self.member_slots.get(&e.stream_id) else { return };
+        let member = &mut self.members[slot as usize];
+        if member.version > 0 && applies(member.version, e.version) {
+            change(member);
+            member.version = e.version;
+        }
+    }
+
+    /// Applies `change` to the key the event names, if the event is due; returns its slot then.
     fn update_key(
         &mut self,
         e: &RecordedEvent,
         applies: &impl Fn(i32, i32) -> bool,
-        change: impl FnOnce(&mut CachedKey),
-    ) {
-        let Some(hash) = self.hashes.get(&e.stream_id) else { return };
-        if let Some(key) = self.keys.get_mut(hash).filter(|k| applies(k.version, e.version)) {
-            change(key);
-            key.version = e.version;
+        change: impl FnOnce(&mut KeyRecord),
+    ) -> Option<u32> {
+        let slot = self.slot_by_id(e.stream_id)?;
+        let key = &mut self.keys[slot as usize];
+        if !applies(key.version, e.version) {
+            return None;
         }
+        change(key);
+        key.version = e.version;
+        Some(slot)
     }
 
     /// Loads the state from the read models in one snapshot, with the checkpoint at that
     /// snapshot's horizon: every event below it is reflected; events above it that the snapshot
-    /// already saw are skipped by version when the feed delivers them.
+    /// already saw are skipped by version when the feed delivers them. Keys are streamed
+    /// straight into the tables, never collected first.
     pub async fn load(pool: &PgPool) -> Result<VerificationState, sqlx::Error> {
         let mut tx = pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
@@ -210,52 +473,89 @@ impl VerificationState {
             other => sqlx::Error::Protocol(other.to_string()),
         })?;
         let mut state = VerificationState { checkpoint, ..Default::default() };
-        let firms: Vec<(Uuid, i32)> = sqlx::query_as("SELECT id, version FROM firms").fetch_all(&mut *tx).await?;
-        for (id, version) in firms {
-            state.firms.insert(id, CachedFirm { grid: Grid::default(), version });
+        let firms: Vec<(Uuid, String, i32)> =
+            sqlx::query_as("SELECT id, name, version FROM firms").fetch_all(&mut *tx).await?;
+        for (id, name, version) in firms {
+            let slot = state.firm_slot(id) as usize;
+            state.firms[slot] = CachedFirm { id, name: name.into(), grid: Grid::default(), version: version.max(1) };
         }
         let rows: Vec<(Uuid, String, Vec<String>)> =
             sqlx::query_as("SELECT firm_id, role, permissions FROM role_permissions").fetch_all(&mut *tx).await?;
         for (firm, role, permissions) in rows {
-            let (Some(cached), Ok(role), Ok(permissions)) =
-                (state.firms.get_mut(&firm), Role::parse(&role), PermissionSet::parse(&permissions))
+            let (Some(&slot), Ok(role), Ok(permissions)) =
+                (state.firm_slots.get(&firm), Role::parse(&role), PermissionSet::parse(&permissions))
             else {
                 continue;
             };
+            let cached = &mut state.firms[slot as usize];
             cached.grid = cached.grid.with(role, permissions).unwrap_or(cached.grid);
         }
-        let members: Vec<(Uuid, Uuid, String, String, i32)> =
-            sqlx::query_as("SELECT id, firm_id, role, status, version FROM members").fetch_all(&mut *tx).await?;
-        for (id, firm, role, status, version) in members {
+        let members: Vec<(Uuid, Uuid, String, String, String, i32)> =
+            sqlx::query_as("SELECT id, firm_id, name, role, status, version FROM members").fetch_all(&mut *tx).await?;
+        for (id, firm, name, role, status, version) in members {
             let Ok(role) = Role::parse(&role) else { continue };
-            state.members.insert(id, CachedMember { firm, role, active: status == "active", version });
+            let slot = state.member_slot(id, firm) as usize;
+            state.members[slot] =
+                CachedMember { id, firm, name: name.into(), role, active: status == "active", version: version.max(1) };
         }
-        let keys: Vec<KeyRow> = sqlx::query_as(
-            "SELECT id, firm_id, created_by, key_hash, scopes, allowed_domains, expires_at, lifecycle, version
+        let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM api_keys").fetch_one(&mut *tx).await?;
+        let count = usize::try_from(count).unwrap_or_default();
+        state.keys.reserve_exact(count);
+        let (keys, id_hasher) = (&state.keys, &state.id_hasher);
+        state.by_hash.reserve(count, |&s| hash_of(&keys[s as usize].hash));
+        state.by_id.reserve(count, |&s| id_hasher.hash_one(keys[s as usize].id));
+        {
+            let mut rows = sqlx::query_as::<_, KeyRow>(
+                "SELECT id, firm_id, created_by, key_hash, name, preview, scopes, allowed_domains, expires_at,
+                        created_at, last_used_at, lifecycle, version
                  FROM api_keys",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in keys {
-            let id = row.id;
-            let Some((hash, key)) = row.into_cached() else {
-                tracing::error!(api_key_id = %id, "unreadable key row; the key will not verify");
-                continue;
-            };
-            state.hashes.insert(id, hash);
-            state.keys.insert(hash, key);
+            )
+            .fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await? {
+                let id = row.id;
+                let Some(new) = row.as_new_key() else {
+                    tracing::error!(api_key_id = %id, "unreadable key row; the key will not verify");
+                    continue;
+                };
+                state.insert_key(new);
+            }
         }
+        state.text.shrink_to_fit();
         tx.commit().await?;
         Ok(state)
     }
+}
+
+/// A slot number for the next element of a vector of `len`: slots are `u32` to keep each key
+/// small; four billion keys on one node is beyond any firm's use.
+fn slot_number(len: usize) -> u32 {
+    u32::try_from(len).expect("fewer than 2^32 keys, members and firms on one node")
+}
+
+/// A key to hold, from its Created event or its read-model row.
+struct NewKey<'a> {
+    id: Uuid,
+    hash: KeyHash,
+    firm: Uuid,
+    creator: Uuid,
+    name: &'a str,
+    preview: &'a str,
+    scopes: PermissionSet,
+    allowed_domains: AllowedDomains,
+    expires_at: Option<Timestamp>,
+    created_at: Timestamp,
+    last_used_at: Option<Timestamp>,
+    flags: u8,
+    version: i32,
 }
 
 /// One key and its creator's permissions now, read from Postgres: the verification of a node
 /// that cannot show its cache is current.
 pub async fn load_key(pool: &PgPool, hash: &KeyHash) -> Result<Option<(CachedKey, PermissionSet)>, sqlx::Error> {
     let row: Option<KeyWithCreatorRow> = sqlx::query_as(
-        "SELECT k.id, k.firm_id, k.created_by, k.key_hash, k.scopes, k.allowed_domains, k.expires_at, k.lifecycle,
-                k.version, m.role AS creator_role, m.status AS creator_status, rp.permissions AS creator_permissions
+        "SELECT k.id, k.firm_id, k.created_by, k.key_hash, k.name, k.preview, k.scopes, k.allowed_domains,
+                k.expires_at, k.created_at, k.last_used_at, k.lifecycle, k.version,
+                m.role AS creator_role, m.status AS creator_status, rp.permissions AS creator_permissions
          FROM api_keys k
          JOIN members m ON m.id = k.created_by
          LEFT JOIN role_permissions rp ON rp.firm_id = k.firm_id AND rp.role = m.role
@@ -271,7 +571,20 @@ pub async fn load_key(pool: &PgPool, hash: &KeyHash) -> Result<Option<(CachedKey
         Ok(_) => PermissionSet::parse(&row.creator_permissions.unwrap_or_default()).unwrap_or_default(),
         Err(_) => PermissionSet::EMPTY,
     };
-    Ok(row.key.into_cached().map(|(_, key)| (key, creator_permissions)))
+    Ok(row.key.as_new_key().map(|new| {
+        let key = CachedKey {
+            id: new.id,
+            firm: new.firm,
+            creator: new.creator,
+            scopes: new.scopes,
+            allowed_domains: new.allowed_domains,
+            expires_at: new.expires_at,
+            revoked: new.flags & REVOKED != 0,
+            expired_recorded: new.flags & EXPIRED_RECORDED != 0,
+            version: new.version,
+        };
+        (key, creator_permissions)
+    }))
 }
 
 #[derive(sqlx::FromRow)]
@@ -289,34 +602,40 @@ struct KeyRow {
     firm_id: Uuid,
     created_by: Uuid,
     key_hash: Vec<u8>,
+    name: String,
+    preview: String,
     scopes: Vec<String>,
     allowed_domains: Vec<String>,
     expires_at: Option<Timestamp>,
+    created_at: Timestamp,
+    last_used_at: Option<Timestamp>,
     lifecycle: String,
     version: i32,
 }
 
 impl KeyRow {
-    /// The key as verification holds it, with the hash it is found by; `None` for a row that
-    /// does not parse (logged by the caller; such a key cannot verify).
-    fn into_cached(self) -> Option<(KeyHash, CachedKey)> {
-        let hash = KeyHash::from_slice(&self.key_hash)?;
-        let scopes = PermissionSet::parse(&self.scopes).ok()?;
-        let allowed_domains = AllowedDomains::parse(&self.allowed_domains).ok()?;
-        Some((
-            hash,
-            CachedKey {
-                id: self.id,
-                firm: self.firm_id,
-                creator: self.created_by,
-                scopes,
-                allowed_domains,
-                expires_at: self.expires_at,
-                revoked: self.lifecycle == "revoked",
-                expired_recorded: self.lifecycle == "expired",
-                version: self.version,
+    /// The key as verification holds it; `None` for a row that does not parse (logged by the
+    /// caller; such a key cannot verify).
+    fn as_new_key(&self) -> Option<NewKey<'_>> {
+        Some(NewKey {
+            id: self.id,
+            hash: KeyHash::from_slice(&self.key_hash)?,
+            firm: self.firm_id,
+            creator: self.created_by,
+            name: &self.name,
+            preview: &self.preview,
+            scopes: PermissionSet::parse(&self.scopes).ok()?,
+            allowed_domains: AllowedDomains::parse(&self.allowed_domains).ok()?,
+            expires_at: self.expires_at,
+            created_at: self.created_at,
+            last_used_at: self.last_used_at,
+            flags: match self.lifecycle.as_str() {
+                "revoked" => REVOKED,
+                "expired" => EXPIRED_RECORDED,
+                _ => 0,
             },
-        ))
+            version: self.version,
+        })
     }
 }
 
@@ -396,7 +715,8 @@ mod tests {
         }
     }
 
-    fn firm_with_admin_key() -> (Log, MemberId, KeyHash, Uuid) {
+    /// A log whose firm "Acme Law" is created.
+    fn firm() -> Log {
         let mut log = Log::new();
         let firm = log.firm.as_uuid();
         log.apply(
@@ -408,6 +728,24 @@ mod tests {
                 grid: Grid::default(),
             },
         );
+        log
+    }
+
+    /// The Created event of a key named `name` with one scope.
+    fn created(secret: &ApiKeySecret, name: &str, scope: &str, expires_at: Option<Timestamp>, by: MemberId) -> Event {
+        Event::ApiKeyCreated {
+            name: KeyName::parse(name).expect("valid"),
+            key_hash: secret.hash(),
+            preview: secret.preview(),
+            scopes: Scopes::parse(&[scope]).expect("valid"),
+            expires_at,
+            allowed_domains: AllowedDomains::any(),
+            created_by: by,
+        }
+    }
+
+    fn firm_with_admin_key() -> (Log, MemberId, KeyHash, Uuid) {
+        let mut log = firm();
         let admin = MemberId::new();
         log.apply(
             admin.as_uuid(),
@@ -420,38 +758,32 @@ mod tests {
         );
         let secret = ApiKeySecret::generate();
         let key = Uuid::now_v7();
-        log.apply(
-            key,
-            1,
-            Event::ApiKeyCreated {
-                name: KeyName::parse("Intake sync").expect("valid"),
-                key_hash: secret.hash(),
-                preview: secret.preview(),
-                scopes: Scopes::parse(&["contacts:write"]).expect("valid"),
-                expires_at: None,
-                allowed_domains: AllowedDomains::any(),
-                created_by: admin,
-            },
-        );
+        log.apply(key, 1, created(&secret, "Intake sync", "contacts:write", None, admin));
         (log, admin, secret.hash(), key)
     }
 
+    fn at(text: &str) -> Timestamp {
+        text.parse().expect("valid")
+    }
+
     #[test]
-    fn a_created_key_is_found_by_the_hash_of_its_secret() {
+    fn a_created_key_is_found_by_the_hash_of_its_secret_and_carries_its_creators_ceiling() {
         let (log, _, hash, key) = firm_with_admin_key();
-        let cached = log.state.key(&hash).expect("cached");
+        let (cached, ceiling) = log.state.key(&hash).expect("cached");
         assert_eq!(cached.id, key);
-        assert!(cached.is_active_at("2026-11-28T00:00:00Z".parse().expect("valid")));
+        assert!(cached.is_active_at(at("2026-11-28T00:00:00Z")));
+        assert!(ceiling.contains(Permission::ContactsWrite));
+        assert!(log.state.key(&ApiKeySecret::generate().hash()).is_none());
     }
 
     #[test]
     fn a_revoked_key_stops_being_active_and_a_replay_changes_nothing() {
         let (mut log, _, hash, key) = firm_with_admin_key();
         let revoked = log.apply(key, 2, Event::ApiKeyRevoked { reason: RevocationReason::RevokedByMember });
-        let before = log.state.key(&hash).cloned();
+        let before = log.state.key(&hash);
         log.state.apply(&revoked);
-        assert_eq!(log.state.key(&hash).cloned(), before);
-        assert!(!before.expect("cached").is_active_at("2026-11-28T00:00:00Z".parse().expect("valid")));
+        assert_eq!(log.state.key(&hash), before);
+        assert!(!before.expect("cached").0.is_active_at(at("2026-11-28T00:00:00Z")));
     }
 
     #[test]
@@ -461,17 +793,25 @@ mod tests {
         let domains = AllowedDomains::parse(&["app.example.com"]).expect("valid");
         log.apply(key, 2, Event::ApiKeyDomainsUpdated { before: AllowedDomains::any(), after: domains.clone() });
         log.apply(key, 2, Event::ApiKeyRevoked { reason: RevocationReason::RevokedByMember });
-        let cached = log.state.key(&hash).expect("cached");
+        let (cached, _) = log.state.key(&hash).expect("cached");
         assert_eq!(cached.allowed_domains, domains);
         assert!(!cached.revoked);
+    }
+
+    #[test]
+    fn clearing_a_keys_domains_lets_it_be_used_from_any_site_again() {
+        let (mut log, _, hash, key) = firm_with_admin_key();
+        let domains = AllowedDomains::parse(&["app.example.com"]).expect("valid");
+        log.apply(key, 2, Event::ApiKeyDomainsUpdated { before: AllowedDomains::any(), after: domains.clone() });
+        log.apply(key, 3, Event::ApiKeyDomainsUpdated { before: domains, after: AllowedDomains::any() });
+        assert!(log.state.key(&hash).expect("cached").0.allowed_domains.is_any());
+        assert!(log.state.domains.is_empty(), "no side entry is kept for a key without domains");
     }
 
     #[test]
     fn the_creators_ceiling_follows_the_grid_and_their_removal() {
         let (mut log, admin, hash, _) = firm_with_admin_key();
         let firm = log.firm.as_uuid();
-        let key = log.state.key(&hash).cloned().expect("cached");
-        assert!(log.state.creator_permissions(&key).contains(Permission::ContactsWrite));
         let without =
             Role::Administrator.default_permissions().difference([Permission::ContactsWrite].into_iter().collect());
         log.apply(
@@ -479,8 +819,90 @@ mod tests {
             2,
             Event::RolePermissionsChanged { role: Role::Administrator, before: PermissionSet::all(), after: without },
         );
-        assert!(!log.state.creator_permissions(&key).contains(Permission::ContactsWrite));
+        assert!(!log.state.key(&hash).expect("cached").1.contains(Permission::ContactsWrite));
         log.apply(admin.as_uuid(), 2, Event::MemberRemoved {});
-        assert!(log.state.creator_permissions(&key).is_empty());
+        assert!(log.state.key(&hash).expect("cached").1.is_empty());
+    }
+
+    #[test]
+    fn a_key_whose_creator_is_not_known_yet_may_do_nothing_until_their_event_arrives() {
+        let mut log = firm();
+        let admin = MemberId::new();
+        let secret = ApiKeySecret::generate();
+        let created = log.record(Uuid::now_v7(), 1, created(&secret, "Early", "contacts:read", None, admin));
+        log.state.apply_own(&created);
+        assert!(log.state.key(&secret.hash()).expect("cached").1.is_empty());
+        log.apply(
+            admin.as_uuid(),
+            1,
+            Event::MemberInvited {
+                name: PersonName::parse("Ada Admin").expect("valid"),
+                email: Email::parse("ada@acme.test").expect("valid"),
+                role: Role::Administrator,
+            },
+        );
+        assert!(log.state.key(&secret.hash()).expect("cached").1.contains(Permission::ContactsRead));
+        let current = log.state.current_key(created.stream_id, at("2026-11-28T00:00:00Z")).expect("active");
+        assert_eq!(current.api_key.created_by.name, "Ada Admin");
+    }
+
+    #[test]
+    fn the_current_key_shows_its_name_preview_creator_firm_and_latest_use() {
+        let (mut log, admin, _, key) = firm_with_admin_key();
+        let now = at("2026-11-28T00:00:00Z");
+        let current = log.state.current_key(key, now).expect("active");
+        assert_eq!(current.api_key.name, "Intake sync");
+        assert!(current.api_key.preview.starts_with("esq_") && current.api_key.preview.contains('…'));
+        assert_eq!(current.api_key.scopes, ["contacts:write"]);
+        assert_eq!(current.api_key.created_by.id, admin.as_uuid());
+        assert_eq!(current.api_key.created_at, at("2026-11-27T12:00:00Z"));
+        assert_eq!(current.api_key.last_used_at, None);
+        assert_eq!((current.firm_id, current.firm_name.as_str()), (log.firm.as_uuid(), "Acme Law"));
+
+        log.apply(key, 2, Event::ApiKeyUsed { last_used_at: at("2026-11-27T13:00:00.123456Z"), count: 3 });
+        log.apply(key, 3, Event::ApiKeyUsed { last_used_at: at("2026-11-27T12:30:00Z"), count: 1 });
+        let used = log.state.current_key(key, now).expect("active");
+        assert_eq!(used.api_key.last_used_at, Some(at("2026-11-27T13:00:00.123456Z")), "the latest use, exactly");
+
+        log.apply(key, 4, Event::ApiKeyRevoked { reason: RevocationReason::RevokedByMember });
+        assert!(log.state.current_key(key, now).is_none(), "a revoked key is shown from the keys table");
+    }
+
+    #[test]
+    fn a_key_past_its_expiry_is_not_current_even_before_the_sweeper_records_it() {
+        let (mut log, admin, _, _) = firm_with_admin_key();
+        let secret = ApiKeySecret::generate();
+        let id = Uuid::now_v7();
+        log.apply(id, 1, created(&secret, "Short lived", "contacts:read", Some(at("2026-12-01T00:00:00Z")), admin));
+        assert!(log.state.current_key(id, at("2026-11-30T23:59:59.999Z")).is_some());
+        assert!(log.state.current_key(id, at("2026-12-01T00:00:00Z")).is_none());
+        let (cached, _) = log.state.key(&secret.hash()).expect("cached");
+        assert!(!cached.is_active_at(at("2026-12-01T00:00:00Z")));
+    }
+
+    #[test]
+    fn every_one_of_many_keys_is_found_by_hash_and_by_id_and_a_duplicate_is_not_held_twice() {
+        let (mut log, admin, _, _) = firm_with_admin_key();
+        let mut made = Vec::new();
+        for i in 0..5_000 {
+            let secret = ApiKeySecret::generate();
+            let id = Uuid::now_v7();
+            let recorded = log.apply(id, 1, created(&secret, &format!("Key {i}"), "matters:read", None, admin));
+            made.push((secret, id, recorded));
+        }
+        let count = log.state.key_count();
+        for (secret, id, recorded) in &made {
+            assert_eq!(log.state.key(&secret.hash()).expect("found by hash").0.id, *id);
+            assert!(log.state.current_key(*id, at("2026-11-28T00:00:00Z")).is_some());
+            log.state.apply_own(recorded);
+        }
+        assert_eq!(log.state.key_count(), count, "a second copy of a Created event adds nothing");
+        assert!(log.state.key_heap_bytes() > count * std::mem::size_of::<KeyRecord>());
+    }
+
+    #[test]
+    fn a_key_record_stays_small() {
+        // The per-key budget (docs/benchmarks.md): the record is most of it.
+        assert!(std::mem::size_of::<KeyRecord>() <= 104, "{}", std::mem::size_of::<KeyRecord>());
     }
 }

@@ -22,7 +22,7 @@ fn optional_time<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok
 }
 
 /// A member named in another record.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct MemberRef {
     /// Their id.
     pub id: Uuid,
@@ -31,35 +31,44 @@ pub struct MemberRef {
 }
 
 /// An API key as the keys table shows it. Never the secret, never its hash.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ApiKey)]
 pub struct ApiKeyView {
     /// Its id.
     pub id: Uuid,
     /// Its label.
     pub name: String,
     /// `esq_ab12cd…wxyz`.
+    #[schema(examples("esq_ab12cd…wxyz"))]
     pub preview: String,
     /// Its scopes.
+    #[schema(value_type = domain::Scopes)]
     pub scopes: Vec<String>,
     /// Its allowed domains; empty is Any.
+    #[schema(value_type = domain::AllowedDomains)]
     pub allowed_domains: Vec<String>,
     /// Active, revoked or expired (expired from the instant `expires_at` passes).
     pub status: KeyStatus,
     /// The latest use the table knows of.
     #[serde(serialize_with = "optional_time")]
+    #[schema(required = true, value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<DateTime<Utc>>,
     /// When it stops working.
     #[serde(serialize_with = "optional_time")]
+    #[schema(required = true, value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<DateTime<Utc>>,
     /// When it was created.
     #[serde(serialize_with = "time")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
     /// Whose access it inherits.
     pub created_by: MemberRef,
     /// When it was revoked.
     #[serde(serialize_with = "optional_time")]
+    #[schema(required = true, value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<DateTime<Utc>>,
     /// Who revoked it (null when the service did, e.g. the creator was removed).
+    #[schema(required = true)]
     pub revoked_by: Option<MemberRef>,
 }
 
@@ -96,9 +105,10 @@ fn key_from_row(row: &PgRow, now: DateTime<Utc>) -> Result<ApiKeyView, sqlx::Err
     })
 }
 
-/// One key of `firm` (another firm's key is `None`, as if it did not exist).
-pub async fn api_key(
-    pool: &PgPool,
+/// One key of `firm` (another firm's key is `None`, as if it did not exist), from the pool or
+/// from a command's own transaction.
+pub async fn api_key<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     firm: FirmId,
     id: ApiKeyId,
     now: DateTime<Utc>,
@@ -106,7 +116,7 @@ pub async fn api_key(
     let row = sqlx::query(&format!("{SELECT_KEYS} WHERE k.firm_id = $1 AND k.id = $2"))
         .bind(firm.as_uuid())
         .bind(id.as_uuid())
-        .fetch_optional(pool)
+        .fetch_optional(executor)
         .await?;
     row.map(|r| key_from_row(&r, now)).transpose()
 }
@@ -140,7 +150,8 @@ pub async fn api_keys(
 }
 
 /// A member as their firm sees them.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Member)]
 pub struct MemberView {
     /// Their id.
     pub id: Uuid,
@@ -153,10 +164,16 @@ pub struct MemberView {
     /// Their firm.
     pub firm_id: Uuid,
     /// `active` or `removed`.
+    #[schema(schema_with = member_status_schema)]
     pub status: String,
     /// When they were registered or invited.
     #[serde(serialize_with = "time")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
+}
+
+fn member_status_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    domain::schema::string_enum(["active", "removed"])
 }
 
 const SELECT_MEMBERS: &str = "SELECT id, name, email, role, firm_id, status, created_at FROM members";
@@ -198,7 +215,8 @@ pub async fn members(pool: &PgPool, firm: FirmId, page: PageRequest) -> Result<P
 }
 
 /// A firm as shown to its members.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Firm)]
 pub struct FirmView {
     /// Its id.
     pub id: Uuid,
@@ -218,11 +236,13 @@ pub async fn firm(pool: &PgPool, id: FirmId) -> Result<Option<FirmView>, sqlx::E
 }
 
 /// One role's row of the grid.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = RolePermissions)]
 pub struct RoleView {
     /// The role.
     pub role: Role,
     /// What it may do now, in the contract's order.
+    #[schema(value_type = domain::PermissionSet)]
     pub permissions: Vec<&'static str>,
 }
 

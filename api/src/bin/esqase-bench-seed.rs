@@ -17,9 +17,8 @@ use clap::Parser;
 use commands::api_keys::CreateApiKeyRequest;
 use commands::firms::{OwnerRequest, SignupRequest};
 use commands::{Commands, EventLog, NoBarrier};
-use domain::{ApiKeySecret, KeyHash};
+use domain::ApiKeySecret;
 use projections::read_models::PgReadModels;
-use projections::verification::CachedKey;
 use std::sync::Arc;
 use std::time::Instant;
 use uuid::Uuid;
@@ -204,11 +203,5 @@ async fn seed(cli: &Cli) -> anyhow::Result<()> {
     println!("active_secret={}", active.secret.expose());
     println!("revoked_secret={}", revoked.secret.expose());
     println!("firm_id={}", signup.firm_id);
-    // What one key costs in the verification state, before heap and table overhead: the
-    // by-hash map holds (KeyHash, CachedKey), the by-id map (Uuid, KeyHash), each plus one
-    // control byte per bucket.
-    println!("size_of_cached_key={}", std::mem::size_of::<CachedKey>());
-    println!("size_of_key_entry={}", std::mem::size_of::<(KeyHash, CachedKey)>());
-    println!("size_of_id_entry={}", std::mem::size_of::<(Uuid, KeyHash)>());
     Ok(())
 }

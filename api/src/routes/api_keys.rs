@@ -3,35 +3,146 @@
 use crate::app::{json, AppState};
 use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, ListQuery, Member, RequestId};
+use crate::extract::{JsonBody, ListQuery, Member, PageParams, RequestId};
+use crate::openapi::{problems, JSON_BODY, LIST, SESSION};
 use crate::routes::path_id;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post, put};
-use axum::Router;
 use commands::api_keys::{AllowedDomainsRequest, CreateApiKeyRequest};
 use commands::auth::SignedInMember;
 use domain::api_key::KeyStatus;
 use domain::{ApiKeyId, Permission};
+use projections::page::Page;
+use projections::verification::CurrentKey;
 use projections::views::{self, ApiKeyView};
-use serde_json::json;
+use serde::Serialize;
 use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
 /// The routes of this area.
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/api-keys", get(list).post(create))
-        .route("/v1/api-keys/current", get(current))
-        .route("/v1/api-keys/{id}", get(show))
-        .route("/v1/api-keys/{id}/allowed-domains", put(update_allowed_domains))
-        .route("/v1/api-keys/{id}/revoke", post(revoke))
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(current))
+        .routes(routes!(show))
+        .routes(routes!(update_allowed_domains))
+        .routes(routes!(revoke))
+}
+
+/// The filter of `GET /v1/api-keys`, as documented (read by [`ListQuery`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KeyFilter {
+    /// Only keys of this status now (`expired` from the instant `expires_at` passes).
+    pub status: Option<KeyStatus>,
+}
+
+/// `POST /v1/api-keys`'s answer: the only response that ever holds the secret.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedKeyResponse {
+    /// The new key.
+    api_key: ApiKeyView,
+    /// The whole secret (`esq_` + 32 + 6 base62 characters), shown this once.
+    #[schema(pattern = "^esq_[0-9A-Za-z]{38}$")]
+    secret: String,
+}
+
+/// `GET /v1/api-keys/current`'s answer, serialized straight from its parts (no JSON tree: this
+/// is the verification benchmark's route).
+#[derive(Serialize, ToSchema)]
+pub struct CurrentKeyResponse {
+    /// The calling key.
+    pub api_key: ApiKeyView,
+    /// Its firm.
+    pub firm: CurrentKeyFirm,
+    /// The key's scopes that its creator's role holds now.
+    #[schema(schema_with = effective_permissions_schema)]
+    pub effective_permissions: Vec<&'static str>,
+}
+
+/// The calling key's firm.
+#[derive(Serialize, ToSchema)]
+pub struct CurrentKeyFirm {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+}
+
+fn effective_permissions_schema() -> utoipa::openapi::schema::ArrayBuilder {
+    utoipa::openapi::schema::ArrayBuilder::new().items(domain::schema::scope()).unique_items(true)
+}
+
+problems!(
+    /// What listing keys can answer besides success.
+    ListProblems = [SESSION, LIST, &[ApiError::PermissionDenied]]
+);
+problems!(
+    /// What creating a key can answer besides success.
+    CreateProblems = [SESSION, JSON_BODY, &[ApiError::PermissionDenied, ApiError::Conflict]]
+);
+problems!(
+    /// What reading one key can answer besides success.
+    ShowProblems = [SESSION, &[ApiError::PermissionDenied, ApiError::NotFound]]
+);
+problems!(
+    /// What editing a key's domains can answer besides success.
+    DomainsProblems = [
+        SESSION,
+        JSON_BODY,
+        &[ApiError::PermissionDenied, ApiError::NotFound, ApiError::ApiKeyNotActive("revoked"), ApiError::Conflict]
+    ]
+);
+problems!(
+    /// What revoking a key can answer besides success.
+    RevokeProblems = [
+        SESSION,
+        &[ApiError::PermissionDenied, ApiError::NotFound, ApiError::ApiKeyNotActive("revoked"), ApiError::Conflict]
+    ]
+);
+problems!(
+    /// What `GET /v1/api-keys/current` can answer besides success.
+    CurrentProblems = [&[
+        ApiError::InvalidCredentials,
+        ApiError::InvalidSession,
+        ApiError::InvalidApiKey,
+        ApiError::ApiKeyRevoked,
+        ApiError::ApiKeyExpired,
+        ApiError::OriginNotAllowed,
+        ApiError::ApiKeyRequired,
+        ApiError::Unavailable,
+    ]]
+);
+
+/// The key as the member's answer shows it, read in the command's own transaction (so a change
+/// that committed is never answered with an error).
+fn key_read_back(me: &SignedInMember) -> impl commands::api_keys::ReadBack<ApiKeyView> {
+    let firm = me.firm_id;
+    commands::api_keys::read_back(move |conn, id| {
+        Box::pin(
+            async move { views::api_key(conn, firm, id, commands::log::now()).await?.ok_or(sqlx::Error::RowNotFound) },
+        )
+    })
 }
 
 async fn key_view(state: &AppState, me: &SignedInMember, id: ApiKeyId) -> ApiResult<ApiKeyView> {
     views::api_key(state.pool(), me.firm_id, id, commands::log::now()).await?.ok_or(ApiError::NotFound)
 }
 
+/// The firm's keys, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/api-keys",
+    operation_id = "list_api_keys",
+    tag = "api_keys",
+    security(("member_session" = [])),
+    params(PageParams, KeyFilter),
+    responses((status = 200, description = "A page of keys.", body = Page<ApiKeyView>), ListProblems)
+)]
 async fn list(State(state): State<Arc<AppState>>, Member(me): Member, query: ListQuery) -> ApiResult<Response> {
     me.require(Permission::ApiKeys)?;
     query.only(&["status"])?;
@@ -46,26 +157,61 @@ async fn list(State(state): State<Arc<AppState>>, Member(me): Member, query: Lis
     Ok(json(StatusCode::OK, &page))
 }
 
+/// Creates a key; the answer is the only one that ever holds its secret.
+#[utoipa::path(
+    post,
+    path = "/v1/api-keys",
+    operation_id = "create_api_key",
+    tag = "api_keys",
+    security(("member_session" = [])),
+    request_body = CreateApiKeyRequest,
+    responses(
+        (status = 201, description = "The key and its secret, shown once.", body = CreatedKeyResponse,
+            headers(("Cache-Control" = String, description = "`no-store`: the body holds the secret."))),
+        CreateProblems,
+    )
+)]
 async fn create(
     State(state): State<Arc<AppState>>,
     Member(me): Member,
     RequestId(request_id): RequestId,
     JsonBody(request): JsonBody<CreateApiKeyRequest>,
 ) -> ApiResult<Response> {
-    let created = state.commands.create_api_key(&me, request, request_id).await?;
-    let key = key_view(&state, &me, created.id).await?;
-    let mut response = json(StatusCode::CREATED, &json!({ "api_key": key, "secret": created.secret.expose() }));
+    let (created, key) = state.commands.create_api_key_then(&me, request, request_id, key_read_back(&me)).await?;
+    let body = CreatedKeyResponse { api_key: key, secret: created.secret.expose().to_owned() };
+    let mut response = json(StatusCode::CREATED, &body);
     // The only response that ever holds the secret: no cache may keep it.
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
 
+/// One key of the firm.
+#[utoipa::path(
+    get,
+    path = "/v1/api-keys/{id}",
+    operation_id = "get_api_key",
+    tag = "api_keys",
+    security(("member_session" = [])),
+    params(("id" = Uuid, Path, description = "The key's id.")),
+    responses((status = 200, description = "The key.", body = ApiKeyView), ShowProblems)
+)]
 async fn show(State(state): State<Arc<AppState>>, Member(me): Member, Path(id): Path<String>) -> ApiResult<Response> {
     me.require(Permission::ApiKeys)?;
     let id = ApiKeyId::from_uuid(path_id(&id)?);
     Ok(json(StatusCode::OK, &key_view(&state, &me, id).await?))
 }
 
+/// Replaces an Active key's allowed domains; scopes and expiry never change.
+#[utoipa::path(
+    put,
+    path = "/v1/api-keys/{id}/allowed-domains",
+    operation_id = "update_api_key_allowed_domains",
+    tag = "api_keys",
+    security(("member_session" = [])),
+    params(("id" = Uuid, Path, description = "The key's id.")),
+    request_body = AllowedDomainsRequest,
+    responses((status = 200, description = "The key.", body = ApiKeyView), DomainsProblems)
+)]
 async fn update_allowed_domains(
     State(state): State<Arc<AppState>>,
     Member(me): Member,
@@ -75,10 +221,20 @@ async fn update_allowed_domains(
 ) -> ApiResult<Response> {
     me.require(Permission::ApiKeys)?;
     let id = ApiKeyId::from_uuid(path_id(&id)?);
-    state.commands.update_allowed_domains(&me, id, request, request_id).await?;
-    Ok(json(StatusCode::OK, &key_view(&state, &me, id).await?))
+    let key = state.commands.update_allowed_domains_then(&me, id, request, request_id, key_read_back(&me)).await?;
+    Ok(json(StatusCode::OK, &key))
 }
 
+/// Revokes an Active key for good: the very next request that uses it is refused, on every node.
+#[utoipa::path(
+    post,
+    path = "/v1/api-keys/{id}/revoke",
+    operation_id = "revoke_api_key",
+    tag = "api_keys",
+    security(("member_session" = [])),
+    params(("id" = Uuid, Path, description = "The key's id.")),
+    responses((status = 200, description = "The key, now `revoked`.", body = ApiKeyView), RevokeProblems)
+)]
 async fn revoke(
     State(state): State<Arc<AppState>>,
     Member(me): Member,
@@ -87,23 +243,48 @@ async fn revoke(
 ) -> ApiResult<Response> {
     me.require(Permission::ApiKeys)?;
     let id = ApiKeyId::from_uuid(path_id(&id)?);
-    state.commands.revoke_api_key(&me, id, request_id).await?;
-    Ok(json(StatusCode::OK, &key_view(&state, &me, id).await?))
+    let key = state.commands.revoke_api_key_then(&me, id, request_id, key_read_back(&me)).await?;
+    Ok(json(StatusCode::OK, &key))
 }
 
-/// The key making the request, its firm, and what it may do now. Needs no scope.
+/// The key making the request, its firm, and what it may do now. Needs no scope. The cheapest
+/// authenticated call: while this node's verification state is current the body comes from it,
+/// with no database query; otherwise (or for a key revoked since it was verified) from the
+/// read models.
+#[utoipa::path(
+    get,
+    path = "/v1/api-keys/current",
+    operation_id = "get_current_api_key",
+    tag = "api_keys",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The calling key, its firm and its effective permissions.",
+            body = CurrentKeyResponse),
+        CurrentProblems,
+    )
+)]
 async fn current(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Response> {
     let Caller::ApiKey(key) = caller else { return Err(ApiError::ApiKeyRequired) };
     let now = commands::log::now();
-    let view = views::api_key(state.pool(), key.firm_id, ApiKeyId::from_uuid(key.key_id), now).await?;
-    let firm = views::firm(state.pool(), key.firm_id).await?;
-    let (Some(view), Some(firm)) = (view, firm) else { return Err(ApiError::InvalidApiKey) };
-    Ok(json(
-        StatusCode::OK,
-        &json!({
-            "api_key": view,
-            "firm": { "id": firm.id, "name": firm.name },
-            "effective_permissions": key.effective_permissions().names(),
-        }),
-    ))
+    let held = if state.trusts_verification_cache() {
+        let verification = state.verification.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        verification.current_key(key.key_id, now)
+    } else {
+        None
+    };
+    let current = match held {
+        Some(held) => held,
+        None => {
+            let view = views::api_key(state.pool(), key.firm_id, ApiKeyId::from_uuid(key.key_id), now).await?;
+            let firm = views::firm(state.pool(), key.firm_id).await?;
+            let (Some(api_key), Some(firm)) = (view, firm) else { return Err(ApiError::InvalidApiKey) };
+            CurrentKey { api_key, firm_id: firm.id, firm_name: firm.name }
+        }
+    };
+    let body = CurrentKeyResponse {
+        api_key: current.api_key,
+        firm: CurrentKeyFirm { id: current.firm_id, name: current.firm_name },
+        effective_permissions: key.effective_permissions().names(),
+    };
+    Ok(json(StatusCode::OK, &body))
 }

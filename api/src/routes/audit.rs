@@ -3,28 +3,57 @@
 
 use crate::app::{json, AppState};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ListQuery, Member};
+use crate::extract::{ListQuery, Member, PageParams};
+use crate::openapi::{problems, LIST, SESSION};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use domain::{FirmId, Permission};
-use projections::audit::{self, AuditEntry, AuditFilter};
+use projections::audit::{self, AuditEntry, AuditFilter, Verification};
+use projections::page::Page;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::Arc;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// The routes of this area.
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/audit-log", get(list))
-        .route("/v1/audit-log/verify", get(verify))
-        .route("/v1/audit-log/export", get(export))
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(verify)).routes(routes!(export))
 }
+
+/// The filters of the list and the export, as documented (read by [`parse_filter`]); they
+/// combine.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditFilters {
+    /// Only this action.
+    #[param(schema_with = audit::action_schema)]
+    pub action: Option<String>,
+    /// Only entries about this key.
+    pub api_key_id: Option<Uuid>,
+    /// Only entries this member caused.
+    pub actor_id: Option<Uuid>,
+    /// Only entries at or after this instant (RFC 3339).
+    #[param(schema_with = domain::schema::time)]
+    pub since: Option<String>,
+    /// Only entries strictly before this instant (RFC 3339).
+    #[param(schema_with = domain::schema::time)]
+    pub until: Option<String>,
+}
+
+problems!(
+    /// What the list and the export can answer besides success.
+    ListProblems = [SESSION, LIST, &[ApiError::PermissionDenied]]
+);
+problems!(
+    /// What verifying the chain can answer besides success.
+    VerifyProblems = [SESSION, &[ApiError::PermissionDenied]]
+);
 
 /// The filters both the list and the export take.
 const FILTERS: [&str; 5] = ["action", "api_key_id", "actor_id", "since", "until"];
@@ -64,6 +93,16 @@ fn parse_filter(filters: &HashMap<String, String>) -> Result<AuditFilter, ApiErr
     })
 }
 
+/// The firm's audit log, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/audit-log",
+    operation_id = "list_audit_log",
+    tag = "audit_log",
+    security(("member_session" = [])),
+    params(PageParams, AuditFilters),
+    responses((status = 200, description = "A page of entries.", body = Page<AuditEntry>), ListProblems)
+)]
 async fn list(
     State(state): State<Arc<AppState>>,
     Member(me): Member,
@@ -78,6 +117,15 @@ async fn list(
     Ok(json(StatusCode::OK, &page))
 }
 
+/// Walks the firm's hash chain and names the first broken entry, if any.
+#[utoipa::path(
+    get,
+    path = "/v1/audit-log/verify",
+    operation_id = "verify_audit_log",
+    tag = "audit_log",
+    security(("member_session" = [])),
+    responses((status = 200, description = "What the walk found.", body = Verification), VerifyProblems)
+)]
 async fn verify(State(state): State<Arc<AppState>>, Member(me): Member) -> ApiResult<Response> {
     me.require(Permission::AuditLog)?;
     let verification = audit::verify(state.pool(), me.firm_id).await?;
@@ -85,7 +133,8 @@ async fn verify(State(state): State<Arc<AppState>>, Member(me): Member) -> ApiRe
 }
 
 /// How an export is written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
 enum Format {
     Csv,
     Jsonl,
@@ -186,6 +235,25 @@ async fn next_chunk(mut export: Export) -> Result<Option<(Bytes, Export)>, Expor
 
 /// Streams the whole filtered log, oldest first, in batches: one short query per batch, so
 /// neither the process nor a database connection holds the log while a client downloads it.
+#[utoipa::path(
+    get,
+    path = "/v1/audit-log/export",
+    operation_id = "export_audit_log",
+    tag = "audit_log",
+    security(("member_session" = [])),
+    params(("format" = inline(Format), Query, description = "`csv` or `jsonl`."), AuditFilters),
+    responses(
+        (status = 200,
+            description = "The whole filtered log, oldest first: CSV with a header row, or one JSON entry per line.",
+            content((String = "text/csv; charset=utf-8"), (String = "application/x-ndjson")),
+            headers(
+                ("Cache-Control" = String, description = "`no-store`."),
+                ("Content-Disposition" = String,
+                    description = "`attachment; filename=\"audit-log-{firm}.{csv|jsonl}\"`."),
+            )),
+        ListProblems,
+    )
+)]
 async fn export(State(state): State<Arc<AppState>>, Member(me): Member, uri: Uri) -> ApiResult<Response> {
     me.require(Permission::AuditLog)?;
     let pairs = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)

@@ -2,40 +2,182 @@
 
 use crate::app::{json, AppState};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{credential, Credential, JsonBody, ListQuery, Member, RequestId};
+use crate::extract::{credential, Credential, JsonBody, ListQuery, Member, PageParams, RequestId};
+use crate::openapi::{problems, JSON_BODY, LIST, SESSION};
 use crate::routes::path_id;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{delete, get, patch, post, put};
-use axum::Router;
 use commands::auth::{end_session, NewSession};
 use commands::firms::SignupRequest;
 use commands::members::{CredentialsRequest, InviteRequest};
 use domain::{FirmId, MemberId};
-use projections::views::{self, MemberView};
+use projections::page::Page;
+use projections::views::{self, FirmView, MemberView, RoleView};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes of this area.
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/firms", post(sign_up))
-        .route("/v1/sessions", post(log_in))
-        .route("/v1/sessions/current", delete(log_out))
-        .route("/v1/invitations/accept", post(accept_invitation))
-        .route("/v1/members", get(list_members).post(invite_member))
-        .route("/v1/members/{id}", patch(change_role).delete(remove_member).get(get_member))
-        .route("/v1/roles", get(list_roles))
-        .route("/v1/roles/{role}/permissions", put(set_role_permissions))
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(sign_up))
+        .routes(routes!(log_in))
+        .routes(routes!(log_out))
+        .routes(routes!(accept_invitation))
+        .routes(routes!(list_members, invite_member))
+        .routes(routes!(get_member, change_role, remove_member))
+        .routes(routes!(list_roles))
+        .routes(routes!(set_role_permissions))
 }
 
-#[derive(Serialize)]
-struct SessionBody {
+/// A new session.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Session)]
+pub struct SessionBody {
+    /// The bearer token (`esqs_…`); shown once.
+    #[schema(schema_with = session_token_schema)]
     token: String,
+    /// When it stops working.
+    #[schema(format = DateTime)]
     expires_at: String,
 }
+
+/// `POST /v1/firms`'s answer.
+#[derive(Serialize, ToSchema)]
+pub struct SignupResponse {
+    /// The new firm.
+    firm: FirmView,
+    /// Its owner.
+    member: MemberView,
+    /// The owner's first session.
+    session: SessionBody,
+}
+
+/// A member signed in: login or an accepted invitation.
+#[derive(Serialize, ToSchema)]
+pub struct SignInResponse {
+    /// Who.
+    member: MemberView,
+    /// Their new session.
+    session: SessionBody,
+}
+
+/// `POST /v1/members`'s answer.
+#[derive(Serialize, ToSchema)]
+pub struct InvitationResponse {
+    /// The invited member.
+    member: MemberView,
+    /// The invitation (`esqi_…`): shown once, valid 7 days.
+    #[schema(schema_with = invitation_token_schema)]
+    invitation_token: String,
+}
+
+/// `GET /v1/roles`'s answer.
+#[derive(Serialize, ToSchema)]
+pub struct RolesResponse {
+    /// Every role, in the order owner, administrator, attorney, staff.
+    roles: Vec<RoleView>,
+}
+
+/// `POST /v1/sessions`, as documented (read as [`CredentialsRequest`]).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The member's email.
+    #[schema(schema_with = domain::schema::email)]
+    pub email: String,
+    /// Their password.
+    #[schema(schema_with = commands::firms::password_schema)]
+    pub password: String,
+}
+
+/// `POST /v1/invitations/accept`, as documented (read as [`CredentialsRequest`]).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInvitationRequest {
+    /// The invitation token (`esqi_…`).
+    #[schema(schema_with = invitation_token_schema)]
+    pub token: String,
+    /// The password to set.
+    #[schema(schema_with = commands::firms::password_schema)]
+    pub password: String,
+}
+
+fn session_token_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    domain::schema::bearer_token("esqs_")
+}
+
+fn invitation_token_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    domain::schema::bearer_token("esqi_")
+}
+
+problems!(
+    /// What signing up can answer besides success.
+    SignupProblems =
+        [JSON_BODY, &[ApiError::SignupClosed, ApiError::EmailTaken, ApiError::Conflict, ApiError::Unavailable]]
+);
+problems!(
+    /// What logging in can answer besides success.
+    LoginProblems = [JSON_BODY, &[ApiError::InvalidLogin, ApiError::Unavailable]]
+);
+problems!(
+    /// What accepting an invitation can answer besides success.
+    AcceptProblems = [JSON_BODY, &[ApiError::InvalidInvitation, ApiError::Conflict, ApiError::Unavailable]]
+);
+problems!(
+    /// What a member route with no further rule can answer besides success.
+    SessionProblems = [SESSION]
+);
+problems!(
+    /// What listing members can answer besides success.
+    ListProblems = [SESSION, LIST]
+);
+problems!(
+    /// What reading one member can answer besides success.
+    GetProblems = [SESSION, &[ApiError::NotFound]]
+);
+problems!(
+    /// What inviting a member can answer besides success.
+    InviteProblems = [SESSION, JSON_BODY, &[ApiError::PermissionDenied, ApiError::EmailTaken, ApiError::Conflict]]
+);
+problems!(
+    /// What changing a member's role can answer besides success.
+    ChangeRoleProblems = [
+        SESSION,
+        JSON_BODY,
+        &[
+            ApiError::PermissionDenied,
+            ApiError::NotFound,
+            ApiError::OwnerRoleFixed,
+            ApiError::MemberNotActive,
+            ApiError::Conflict,
+        ]
+    ]
+);
+problems!(
+    /// What removing a member can answer besides success.
+    RemoveProblems = [
+        SESSION,
+        &[
+            ApiError::PermissionDenied,
+            ApiError::NotFound,
+            ApiError::OwnerCannotBeRemoved,
+            ApiError::MemberNotActive,
+            ApiError::Conflict,
+        ]
+    ]
+);
+problems!(
+    /// What changing a role's permissions can answer besides success.
+    RolePermissionsProblems = [
+        SESSION,
+        JSON_BODY,
+        &[ApiError::PermissionDenied, ApiError::NotFound, ApiError::OwnerRoleFixed, ApiError::Conflict]
+    ]
+);
 
 fn session_body(session: &NewSession) -> SessionBody {
     SessionBody { token: session.token.expose().to_owned(), expires_at: domain::format_time(&session.expires_at) }
@@ -51,6 +193,18 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
+/// Creates a firm and its owner, signed in. Can be turned off by configuration.
+#[utoipa::path(
+    post,
+    path = "/v1/firms",
+    tag = "members",
+    request_body = SignupRequest,
+    responses(
+        (status = 201, description = "The firm, its owner and the owner's session.", body = SignupResponse,
+            headers(("Cache-Control" = String, description = "`no-store`: the body holds a token."))),
+        SignupProblems,
+    )
+)]
 async fn sign_up(
     State(state): State<Arc<AppState>>,
     RequestId(request_id): RequestId,
@@ -62,12 +216,21 @@ async fn sign_up(
     let signup = state.commands.sign_up(request, request_id).await?;
     let firm = views::firm(state.pool(), signup.firm_id).await?.ok_or(ApiError::Internal)?;
     let member = member_view(&state, signup.firm_id, signup.owner_id).await?;
-    Ok(no_store(json(
-        StatusCode::CREATED,
-        &json!({ "firm": firm, "member": member, "session": session_body(&signup.session) }),
-    )))
+    Ok(no_store(json(StatusCode::CREATED, &SignupResponse { firm, member, session: session_body(&signup.session) })))
 }
 
+/// Logs a member in; a wrong email or password is the same answer.
+#[utoipa::path(
+    post,
+    path = "/v1/sessions",
+    tag = "members",
+    request_body = LoginRequest,
+    responses(
+        (status = 201, description = "The member and a new session.", body = SignInResponse,
+            headers(("Cache-Control" = String, description = "`no-store`: the body holds a token."))),
+        LoginProblems,
+    )
+)]
 async fn log_in(
     State(state): State<Arc<AppState>>,
     JsonBody(request): JsonBody<CredentialsRequest>,
@@ -80,9 +243,17 @@ async fn log_in(
     }
     let sign_in = state.commands.log_in(request).await?;
     let member = views::member_by_id(state.pool(), sign_in.member_id).await?.ok_or(ApiError::Internal)?;
-    Ok(no_store(json(StatusCode::CREATED, &json!({ "member": member, "session": session_body(&sign_in.session) }))))
+    Ok(no_store(json(StatusCode::CREATED, &SignInResponse { member, session: session_body(&sign_in.session) })))
 }
 
+/// Ends the session used: its token stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/v1/sessions/current",
+    tag = "members",
+    security(("member_session" = [])),
+    responses((status = 204, description = "Logged out."), SessionProblems)
+)]
 async fn log_out(State(state): State<Arc<AppState>>, headers: HeaderMap, _member: Member) -> ApiResult<StatusCode> {
     if let Credential::Session(token) = credential(&headers)? {
         end_session(state.pool(), &token).await?;
@@ -90,6 +261,18 @@ async fn log_out(State(state): State<Arc<AppState>>, headers: HeaderMap, _member
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Accepts an invitation by setting a password; answers like a login.
+#[utoipa::path(
+    post,
+    path = "/v1/invitations/accept",
+    tag = "members",
+    request_body = AcceptInvitationRequest,
+    responses(
+        (status = 201, description = "The member and a new session.", body = SignInResponse,
+            headers(("Cache-Control" = String, description = "`no-store`: the body holds a token."))),
+        AcceptProblems,
+    )
+)]
 async fn accept_invitation(
     State(state): State<Arc<AppState>>,
     RequestId(request_id): RequestId,
@@ -103,15 +286,33 @@ async fn accept_invitation(
     }
     let sign_in = state.commands.accept_invitation(request, request_id).await?;
     let member = views::member_by_id(state.pool(), sign_in.member_id).await?.ok_or(ApiError::Internal)?;
-    Ok(no_store(json(StatusCode::CREATED, &json!({ "member": member, "session": session_body(&sign_in.session) }))))
+    Ok(no_store(json(StatusCode::CREATED, &SignInResponse { member, session: session_body(&sign_in.session) })))
 }
 
+/// The firm's members, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/members",
+    tag = "members",
+    security(("member_session" = [])),
+    params(PageParams),
+    responses((status = 200, description = "A page of members.", body = Page<MemberView>), ListProblems)
+)]
 async fn list_members(State(state): State<Arc<AppState>>, Member(me): Member, query: ListQuery) -> ApiResult<Response> {
     query.only(&[])?;
     let page = views::members(state.pool(), me.firm_id, query.page).await?;
     Ok(json(StatusCode::OK, &page))
 }
 
+/// One member of the firm.
+#[utoipa::path(
+    get,
+    path = "/v1/members/{id}",
+    tag = "members",
+    security(("member_session" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The member's id.")),
+    responses((status = 200, description = "The member.", body = MemberView), GetProblems)
+)]
 async fn get_member(
     State(state): State<Arc<AppState>>,
     Member(me): Member,
@@ -121,6 +322,20 @@ async fn get_member(
     Ok(json(StatusCode::OK, &member_view(&state, me.firm_id, id).await?))
 }
 
+/// Invites a member (`members` permission); the owner role cannot be given this way.
+#[utoipa::path(
+    post,
+    path = "/v1/members",
+    tag = "members",
+    security(("member_session" = [])),
+    request_body = InviteRequest,
+    responses(
+        (status = 201, description = "The invited member and the invitation token, shown once.",
+            body = InvitationResponse,
+            headers(("Cache-Control" = String, description = "`no-store`: the body holds a token."))),
+        InviteProblems,
+    )
+)]
 async fn invite_member(
     State(state): State<Arc<AppState>>,
     Member(me): Member,
@@ -129,15 +344,30 @@ async fn invite_member(
 ) -> ApiResult<Response> {
     let invitation = state.commands.invite_member(&me, request, request_id).await?;
     let member = member_view(&state, me.firm_id, invitation.member_id).await?;
-    Ok(no_store(json(StatusCode::CREATED, &json!({ "member": member, "invitation_token": invitation.token.expose() }))))
+    let body = InvitationResponse { member, invitation_token: invitation.token.expose().to_owned() };
+    Ok(no_store(json(StatusCode::CREATED, &body)))
 }
 
-#[derive(Deserialize)]
+/// `PATCH /v1/members/{id}`, as sent.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RoleRequest {
+pub struct RoleRequest {
+    /// The new role (not `owner`).
+    #[schema(required = true, schema_with = commands::members::invitable_role_schema)]
     role: Option<String>,
 }
 
+/// Changes a member's role (owner only; the owner's own role cannot change).
+#[utoipa::path(
+    patch,
+    path = "/v1/members/{id}",
+    operation_id = "change_member_role",
+    tag = "members",
+    security(("member_session" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The member's id.")),
+    request_body = RoleRequest,
+    responses((status = 200, description = "The member.", body = MemberView), ChangeRoleProblems)
+)]
 async fn change_role(
     State(state): State<Arc<AppState>>,
     Member(me): Member,
@@ -150,6 +380,16 @@ async fn change_role(
     Ok(json(StatusCode::OK, &member_view(&state, me.firm_id, id).await?))
 }
 
+/// Removes a member (`members` permission; never the owner): their sessions end and every
+/// Active key they created is revoked.
+#[utoipa::path(
+    delete,
+    path = "/v1/members/{id}",
+    tag = "members",
+    security(("member_session" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The member's id.")),
+    responses((status = 200, description = "The member, now `removed`.", body = MemberView), RemoveProblems)
+)]
 async fn remove_member(
     State(state): State<Arc<AppState>>,
     Member(me): Member,
@@ -161,17 +401,39 @@ async fn remove_member(
     Ok(json(StatusCode::OK, &member_view(&state, me.firm_id, id).await?))
 }
 
+/// The firm's roles-and-permissions grid.
+#[utoipa::path(
+    get,
+    path = "/v1/roles",
+    tag = "members",
+    security(("member_session" = [])),
+    responses((status = 200, description = "Every role and what it may do now.", body = RolesResponse), SessionProblems)
+)]
 async fn list_roles(State(state): State<Arc<AppState>>, Member(me): Member) -> ApiResult<Response> {
     let roles = views::roles(state.pool(), me.firm_id).await?;
-    Ok(json(StatusCode::OK, &json!({ "roles": roles })))
+    Ok(json(StatusCode::OK, &RolesResponse { roles }))
 }
 
-#[derive(Deserialize)]
+/// `PUT /v1/roles/{role}/permissions`, as sent.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PermissionsRequest {
+pub struct PermissionsRequest {
+    /// Everything the role may do from now on; duplicates are folded.
+    #[schema(required = true, schema_with = domain::schema::permissions_request)]
     permissions: Option<Vec<String>>,
 }
 
+/// Sets what a role may do (owner only; the owner role is fixed). Takes effect at once, for
+/// members and for every key they created.
+#[utoipa::path(
+    put,
+    path = "/v1/roles/{role}/permissions",
+    tag = "members",
+    security(("member_session" = [])),
+    params(("role" = domain::Role, Path, description = "The role.")),
+    request_body = PermissionsRequest,
+    responses((status = 200, description = "The role and its permissions.", body = RoleView), RolePermissionsProblems)
+)]
 async fn set_role_permissions(
     State(state): State<Arc<AppState>>,
     Member(me): Member,

@@ -1,23 +1,98 @@
-//! Operations: liveness, readiness and Prometheus metrics.
+//! Operations: liveness, readiness, Prometheus metrics and the OpenAPI document.
 
 use crate::app::{json, AppState};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
-use serde_json::json;
+use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes of this area.
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
 }
 
+/// `GET /healthz`: the process is up.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    #[schema(schema_with = ok_schema)]
+    status: &'static str,
+}
+
+fn ok_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    domain::schema::string_enum(["ok"])
+}
+
+/// The process is up.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "Up.", body = Health))
+)]
 async fn healthz() -> Response {
-    json(StatusCode::OK, &json!({ "status": "ok" }))
+    json(StatusCode::OK, &Health { status: "ok" })
+}
+
+/// `GET /readyz`: whether this node can serve, and what it found.
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    /// `ready` or `not_ready`.
+    #[schema(schema_with = ready_schema)]
+    status: &'static str,
+    /// Postgres answered.
+    postgres: bool,
+    /// NATS is connected.
+    nats: bool,
+    /// The relay from the event log to JetStream.
+    relay: RelayReadiness,
+    /// Each projection, by name.
+    projections: BTreeMap<&'static str, ProjectionReadiness>,
+}
+
+fn ready_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    domain::schema::string_enum(["ready", "not_ready"])
+}
+
+/// The relay's part of [`Ready`].
+#[derive(Serialize, ToSchema)]
+pub struct RelayReadiness {
+    /// This node leads the relay.
+    leader: bool,
+    /// The relay has published every event (always true on a node that does not lead it).
+    caught_up: bool,
+}
+
+/// A projection's part of [`Ready`].
+#[derive(Serialize, ToSchema)]
+pub struct ProjectionReadiness {
+    /// It has applied the feed up to its head.
+    caught_up: bool,
+}
+
+/// Serves the OpenAPI 3.1 document of every route.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "get_openapi",
+    tag = "operations",
+    responses((status = 200, description = "This document.", content_type = "application/json", body = Object))
+)]
+async fn openapi_json() -> Response {
+    let mut response = crate::openapi::document_json().into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// What `/readyz` found.
@@ -45,6 +120,17 @@ impl Readiness {
     }
 }
 
+/// Whether this node can serve: Postgres and NATS reachable, the relay and projections caught up.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready.", body = Ready),
+        (status = 503, description = "Not ready; `Retry-After` says when to ask again.", body = Ready,
+            headers(("Retry-After" = String, description = "Seconds to wait before asking again."))),
+    )
+)]
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let ready = Readiness::check(&state).await;
     // The relay's lag counts only on the node that leads it; a follower's checkpoint is stale.
@@ -54,13 +140,16 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let mut response = json(
         status,
-        &json!({
-            "status": if ok { "ready" } else { "not_ready" },
-            "postgres": ready.postgres,
-            "nats": ready.nats,
-            "relay": { "leader": state.relay.leader.load(Ordering::Relaxed), "caught_up": relay_caught_up },
-            "projections": { projections::verification::NAME: { "caught_up": verification_caught_up } },
-        }),
+        &Ready {
+            status: if ok { "ready" } else { "not_ready" },
+            postgres: ready.postgres,
+            nats: ready.nats,
+            relay: RelayReadiness { leader: state.relay.leader.load(Ordering::Relaxed), caught_up: relay_caught_up },
+            projections: BTreeMap::from([(
+                projections::verification::NAME,
+                ProjectionReadiness { caught_up: verification_caught_up },
+            )]),
+        },
     );
     if !ok {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -68,6 +157,18 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     response
 }
 
+/// Prometheus metrics of this node.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((
+        status = 200,
+        description = "Prometheus text exposition format.",
+        content_type = "text/plain; version=0.0.4",
+        body = String
+    ))
+)]
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let ready = Readiness::check(&state).await;
     let mut out = String::new();
@@ -110,6 +211,12 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         "API keys held in this node's verification state.",
         "gauge",
         state.verification.read().map(|v| v.key_count()).unwrap_or_default().to_string(),
+    );
+    gauge(
+        "esqase_verification_key_bytes",
+        "Heap held for API keys in this node's verification state (records, indexes, names).",
+        "gauge",
+        state.verification.read().map(|v| v.key_heap_bytes()).unwrap_or_default().to_string(),
     );
     gauge("esqase_postgres_up", "1 when Postgres answered.", "gauge", u8::from(ready.postgres).to_string());
     gauge("esqase_nats_up", "1 when NATS is connected.", "gauge", u8::from(ready.nats).to_string());
