@@ -171,11 +171,6 @@ impl<P: Projection> Runner<P> {
         }
     }
 
-    /// How many times the NATS connection has been (re)established.
-    fn connects(&self) -> u64 {
-        self.nats.statistics().connects.load(Ordering::Relaxed)
-    }
-
     async fn subscribe(&self) -> Option<jetstream::consumer::pull::Ordered> {
         // While NATS is unreachable, asking would only wait for a time-out; Postgres serves.
         if self.nats.connection_state() != async_nats::connection::State::Connected {
@@ -210,7 +205,6 @@ impl<P: Projection> Runner<P> {
 
     async fn follow(&mut self, shutdown: &CancellationToken) -> Result<(), ProjectionError> {
         // Subscribe before catching up, so nothing published meanwhile is missed.
-        let mut subscribed_on = self.connects();
         let mut messages = self.subscribe().await;
         self.status.following.store(messages.is_some(), Ordering::Relaxed);
         self.catch_up().await?;
@@ -229,14 +223,7 @@ impl<P: Projection> Runner<P> {
                 },
                 _ = poll.tick() => {
                     self.poll_postgres(messages.is_some()).await?;
-                    // A subscription made before NATS reconnected may be gone from the server
-                    // (a restarted server forgets ordered consumers) long before the client
-                    // notices; a new one costs nothing, and any gap shows in the next message.
-                    if messages.is_some() && self.connects() != subscribed_on {
-                        messages = None;
-                    }
                     if messages.is_none() {
-                        subscribed_on = self.connects();
                         messages = self.subscribe().await;
                         self.status.following.store(messages.is_some(), Ordering::Relaxed);
                     }

@@ -179,3 +179,14 @@ machine_line() {
 
 # relay_leader NAME: "true" when the node leads the relay (from /readyz).
 relay_leader() { curl -s "$(base_of "$1")/readyz" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["relay"]["leader"])' 2>/dev/null || echo unknown; }
+
+# Starts nodes A and B, waits until both are ready, and sets $A and $B to their base URLs.
+start_two_nodes() {
+    start_node A
+    wait_ready 120 A >/dev/null
+    start_node B
+    wait_ready 120 A B >/dev/null
+    A="$(base_of A)"
+    B="$(base_of B)"
+    log "node A $A (pid ${NODE_PID[A]}), node B $B (pid ${NODE_PID[B]})"
+}

@@ -35,12 +35,7 @@ start_private_nats
 log "database ${DB_URL##*/}, private NATS $NATS_URL (pid $PRIVATE_NATS_PID), prefix $PREFIX, work dir $WORK"
 log "machine: $(machine_line)"
 
-start_node A
-wait_ready 120 A >/dev/null
-start_node B
-wait_ready 120 A B >/dev/null
-A="$(base_of A)"; B="$(base_of B)"
-log "node A $A (pid ${NODE_PID[A]}), node B $B (pid ${NODE_PID[B]})"
+start_two_nodes
 
 "$PY" "$DRILL_PY" setup --base "$A" --firms 1 --state "$WORK/state.json"
 "$PY" "$DRILL_PY" outage-load --bases "$A,$B" --state "$WORK/state.json" --stop-file "$WORK/stop" \

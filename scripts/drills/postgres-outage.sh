@@ -39,12 +39,7 @@ use_shared_nats
 log "private Postgres $PG_SERVER (data $PRIVATE_PG_DATA), database ${DB_URL##*/}, NATS prefix $PREFIX"
 log "machine: $(machine_line)"
 
-start_node A
-wait_ready 120 A >/dev/null
-start_node B
-wait_ready 120 A B >/dev/null
-A="$(base_of A)"; B="$(base_of B)"
-log "node A $A (pid ${NODE_PID[A]}), node B $B (pid ${NODE_PID[B]})"
+start_two_nodes
 
 "$PY" "$DRILL_PY" pg-before --bases "$A,$B" --state "$WORK/state.json"
 
