@@ -64,7 +64,7 @@ for target in "${targets[@]}"; do
     cargo +nightly fuzz cmin "$target" "corpus/$target" -- -use_counters=0 >>"$log" 2>&1
     # Secret scanners flag key- and token-shaped strings, so such inputs are not kept (the key
     # target builds a well-formed key from every input anyway).
-    { LC_ALL=C grep -rlaE 'esq[si]?_[0-9A-Za-z]{32}' "corpus/$target" || true; } | xargs -r rm -f
+    { LC_ALL=C grep -rlaE '(esq[si]?|ESQ[SI]?)_[0-9A-Za-z]{12}' "corpus/$target" || true; } | xargs -r rm -f
   fi
   corpus=$(find "corpus/$target" -type f | wc -l)
   line=$(printf '%-20s seconds=%-6s runs=%-10s corpus=%-6s crashes=%s' "$target" "$seconds" "${runs:-?}" "$corpus" "$crashes")
