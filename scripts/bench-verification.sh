@@ -73,44 +73,14 @@ ESQASE=./target/release/esqase
 SEED=./target/release/esqase-bench-seed
 
 # --- helpers ---------------------------------------------------------------------------------
-now_ns() { date +%s%N; }
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
 # A value of /proc/<pid>/status in KiB (VmRSS, VmHWM).
 proc_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
-# wrk's latency ("812.00us", "1.23ms", "2.01s") in milliseconds.
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
-        printf "%.2f", n }'
-}
-
 # Of lines "requests_per_s p50 p99 non2xx errors", the one with the median requests/s.
 median_round() { sort -n -k1,1 | awk '{ round[NR] = $0 } END { print round[int((NR + 1) / 2)] }'; }
-
-# Runs wrk and prints "requests_per_s p50_ms p99_ms non2xx errors"; its full output goes to $WORK.
-load() { # name url [header]
-    local name="$1" url="$2" out="$WORK/wrk-$1.txt"
-    local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency)
-    [[ $# -ge 3 ]] && args+=(-H "$3")
-    wrk "${args[@]}" "$url" >"$out"
-    local rps p50 p99 non2xx errors
-    rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
-    p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
-    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
-    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
-    errors=$(awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8 + $10 }' "$out")
-    echo "$rps $p50 $p99 ${non2xx:-0} ${errors:-0}"
-}
-
-status_of() { # url [header]
-    if [[ $# -ge 2 ]]; then
-        curl -s -o /dev/null -w '%{http_code}' -H "$2" "$1"
-    else
-        curl -s -o /dev/null -w '%{http_code}' "$1"
-    fi
-}
 
 # --- one run ---------------------------------------------------------------------------------
 # Seeds N keys into a fresh database, starts a node, measures start-up and memory, loads it (if
@@ -175,9 +145,9 @@ run() { # N
         : >"$WORK/health-$n"; : >"$WORK/current-$n"; : >"$WORK/revoked-$n"
         for round in $(seq "$ROUNDS"); do
             log "N=$n: round $round of $ROUNDS: /healthz, then the Active key, then the revoked key ($DURATION each)"
-            load "health-$n-$round" "$base/healthz" >>"$WORK/health-$n"
-            load "current-$n-$round" "$base/v1/api-keys/current" "$auth" >>"$WORK/current-$n"
-            load "revoked-$n-$round" "$base/v1/api-keys/current" "$auth_revoked" >>"$WORK/revoked-$n"
+            wrk_load "health-$n-$round" "$DURATION" "$base/healthz" >>"$WORK/health-$n"
+            wrk_load "current-$n-$round" "$DURATION" "$base/v1/api-keys/current" "$auth" >>"$WORK/current-$n"
+            wrk_load "revoked-$n-$round" "$DURATION" "$base/v1/api-keys/current" "$auth_revoked" >>"$WORK/revoked-$n"
         done
         health=$(median_round <"$WORK/health-$n")
         current=$(median_round <"$WORK/current-$n")

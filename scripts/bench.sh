@@ -110,37 +110,9 @@ LOAD=./target/release/esqase-bench-load
 for binary in "$ESQASE" "$SEED" "$LOAD"; do [[ -x "$binary" ]] || { log "$binary is missing"; exit 1; }; done
 
 # --- helpers ---------------------------------------------------------------------------------
-now_ns() { date +%s%N; }
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 seconds_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }'; }
-
-# wrk's latency ("812.00us", "1.23ms", "2.01s") in milliseconds.
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
-        printf "%.2f", n }'
-}
-
-# Runs wrk; prints "requests_per_s p50_ms p99_ms non2xx socket_errors".
-wrk_load() { # name url [header]
-    local out="$WORK/wrk-$1.txt"
-    local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$WRK_DURATION" --latency)
-    [[ $# -ge 3 ]] && args+=(-H "$3")
-    wrk "${args[@]}" "$2" >"$out"
-    local rps p50 p99 non2xx errors
-    rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
-    p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
-    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
-    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
-    errors=$(awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8 + $10 }' "$out")
-    echo "$rps $p50 $p99 ${non2xx:-0} ${errors:-0}"
-}
-
-status_of() { # url [header]
-    local args=(-s -o /dev/null -w '%{http_code}')
-    [[ $# -ge 2 ]] && args+=(-H "$2")
-    curl "${args[@]}" "$1"
-}
 
 # A value from a "name=value" file.
 val() { sed -n "s/^$2=//p" "$1" | tail -1; }
@@ -191,8 +163,8 @@ AUTH="Authorization: Bearer $ACTIVE"
 [[ "$(status_of "$A/v1/api-keys/current" "$AUTH")" == 200 ]] || { log "the seeded key is not accepted"; exit 1; }
 log "1. wrk warm-up, then GET /healthz and GET /v1/api-keys/current ($WRK_DURATION each)"
 wrk -t"$THREADS" -c"$CONNECTIONS" -d3s -H "$AUTH" "$A/v1/api-keys/current" >/dev/null
-read -r HEALTH_RPS HEALTH_P50 HEALTH_P99 _ _ <<<"$(wrk_load health "$A/healthz")"
-read -r CURRENT_RPS CURRENT_P50 CURRENT_P99 CURRENT_NON2XX CURRENT_ERRORS <<<"$(wrk_load current "$A/v1/api-keys/current" "$AUTH")"
+read -r HEALTH_RPS HEALTH_P50 HEALTH_P99 _ _ <<<"$(wrk_load health "$WRK_DURATION" "$A/healthz")"
+read -r CURRENT_RPS CURRENT_P50 CURRENT_P99 CURRENT_NON2XX CURRENT_ERRORS <<<"$(wrk_load current "$WRK_DURATION" "$A/v1/api-keys/current" "$AUTH")"
 log "   /healthz $HEALTH_RPS/s; /v1/api-keys/current $CURRENT_RPS/s ($CURRENT_NON2XX non-2xx)"
 
 # --- 2. key creations/s vs pgbench -------------------------------------------------------------

@@ -29,18 +29,24 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 pub const SESSION: &[ApiError] =
     &[ApiError::InvalidCredentials, ApiError::InvalidSession, ApiError::SessionRequired, ApiError::Unavailable];
 
-/// A route of the firm's data API: a member session or an API key, judged in the contract's order.
-pub const KEY_OR_SESSION: &[ApiError] = &[
+/// A route that takes an API key (the data API also a member session): the credential judged in
+/// the contract's order, steps 1 to 3.
+pub const KEY_CREDENTIALS: &[ApiError] = &[
     ApiError::InvalidCredentials,
     ApiError::InvalidSession,
     ApiError::InvalidApiKey,
     ApiError::ApiKeyRevoked,
     ApiError::ApiKeyExpired,
     ApiError::OriginNotAllowed,
+    ApiError::Unavailable,
+];
+
+/// A route of the firm's data API past the credential: the key's scope, its creator's role now,
+/// a member's role (steps 4 and 5).
+pub const DATA_PERMISSIONS: &[ApiError] = &[
     ApiError::InsufficientScope(domain::Permission::ContactsRead),
     ApiError::CreatorLacksPermission(domain::Permission::ContactsRead),
     ApiError::PermissionDenied,
-    ApiError::Unavailable,
 ];
 
 /// A route that reads a JSON body.

@@ -731,6 +731,15 @@ mod tests {
         log
     }
 
+    /// Ada's invitation as an administrator.
+    fn ada_invited() -> Event {
+        Event::MemberInvited {
+            name: PersonName::parse("Ada Admin").expect("valid"),
+            email: Email::parse("ada@acme.test").expect("valid"),
+            role: Role::Administrator,
+        }
+    }
+
     /// The Created event of a key named `name` with one scope.
     fn created(secret: &ApiKeySecret, name: &str, scope: &str, expires_at: Option<Timestamp>, by: MemberId) -> Event {
         Event::ApiKeyCreated {
@@ -747,15 +756,7 @@ mod tests {
     fn firm_with_admin_key() -> (Log, MemberId, KeyHash, Uuid) {
         let mut log = firm();
         let admin = MemberId::new();
-        log.apply(
-            admin.as_uuid(),
-            1,
-            Event::MemberInvited {
-                name: PersonName::parse("Ada Admin").expect("valid"),
-                email: Email::parse("ada@acme.test").expect("valid"),
-                role: Role::Administrator,
-            },
-        );
+        log.apply(admin.as_uuid(), 1, ada_invited());
         let secret = ApiKeySecret::generate();
         let key = Uuid::now_v7();
         log.apply(key, 1, created(&secret, "Intake sync", "contacts:write", None, admin));
@@ -832,15 +833,7 @@ mod tests {
         let created = log.record(Uuid::now_v7(), 1, created(&secret, "Early", "contacts:read", None, admin));
         log.state.apply_own(&created);
         assert!(log.state.key(&secret.hash()).expect("cached").1.is_empty());
-        log.apply(
-            admin.as_uuid(),
-            1,
-            Event::MemberInvited {
-                name: PersonName::parse("Ada Admin").expect("valid"),
-                email: Email::parse("ada@acme.test").expect("valid"),
-                role: Role::Administrator,
-            },
-        );
+        log.apply(admin.as_uuid(), 1, ada_invited());
         assert!(log.state.key(&secret.hash()).expect("cached").1.contains(Permission::ContactsRead));
         let current = log.state.current_key(created.stream_id, at("2026-11-28T00:00:00Z")).expect("active");
         assert_eq!(current.api_key.created_by.name, "Ada Admin");

@@ -4,7 +4,7 @@ use crate::app::{json, AppState};
 use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, ListQuery, Member, PageParams, RequestId};
-use crate::openapi::{problems, JSON_BODY, LIST, SESSION};
+use crate::openapi::{problems, JSON_BODY, KEY_CREDENTIALS, LIST, SESSION};
 use crate::routes::path_id;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -106,16 +106,7 @@ problems!(
 );
 problems!(
     /// What `GET /v1/api-keys/current` can answer besides success.
-    CurrentProblems = [&[
-        ApiError::InvalidCredentials,
-        ApiError::InvalidSession,
-        ApiError::InvalidApiKey,
-        ApiError::ApiKeyRevoked,
-        ApiError::ApiKeyExpired,
-        ApiError::OriginNotAllowed,
-        ApiError::ApiKeyRequired,
-        ApiError::Unavailable,
-    ]]
+    CurrentProblems = [KEY_CREDENTIALS, &[ApiError::ApiKeyRequired]]
 );
 
 /// The key as the member's answer shows it, read in the command's own transaction (so a change

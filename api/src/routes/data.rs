@@ -489,7 +489,7 @@ mod docs {
     use super::{Field, Kind, Mode, Resource, NAME_MAX_CHARS, PHONE_MAX_CHARS, TEXT_MAX_CHARS};
     use crate::error::ApiError;
     use crate::extract::PageParams;
-    use crate::openapi::{self, JSON_BODY, KEY_OR_SESSION, LIST};
+    use crate::openapi::{self, DATA_PERMISSIONS, JSON_BODY, KEY_CREDENTIALS, LIST};
     use domain::schema::{single_line, string_enum, time, uuid};
     use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem, Paths};
     use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -651,7 +651,7 @@ mod docs {
             "list",
             format!("The firm's {}, newest first (needs `{read}`).", r.path),
             ("200", "A page of records.", Some(format!("{}Page", r.noun))),
-            &[KEY_OR_SESSION, LIST],
+            &[KEY_CREDENTIALS, DATA_PERMISSIONS, LIST],
         )
         .parameters(Some(PageParams::into_params(|| Some(ParameterIn::Query))));
         let create = operation(
@@ -659,7 +659,7 @@ mod docs {
             "create",
             format!("Creates a record (needs `{write}`)."),
             ("201", "The record.", Some(r.noun.to_owned())),
-            &[KEY_OR_SESSION, JSON_BODY],
+            &[KEY_CREDENTIALS, DATA_PERMISSIONS, JSON_BODY],
         )
         .request_body(Some(request_body(format!("{}Create", r.noun))));
         let mut item = PathItem::new(HttpMethod::Get, list);
@@ -678,14 +678,14 @@ mod docs {
             "get",
             format!("One record (needs `{read}`)."),
             ("200", "The record.", Some(r.noun.to_owned())),
-            &[KEY_OR_SESSION, not_found],
+            &[KEY_CREDENTIALS, DATA_PERMISSIONS, not_found],
         );
         let update = operation(
             r,
             "update",
             format!("Changes the fields sent; `null` clears an optional one (needs `{write}`)."),
             ("200", "The record.", Some(r.noun.to_owned())),
-            &[KEY_OR_SESSION, JSON_BODY, not_found],
+            &[KEY_CREDENTIALS, DATA_PERMISSIONS, JSON_BODY, not_found],
         )
         .request_body(Some(request_body(format!("{}Update", r.noun))));
         let delete = operation(
@@ -693,7 +693,7 @@ mod docs {
             "delete",
             format!("Deletes a record (needs `{write}`)."),
             ("204", "Deleted.", None),
-            &[KEY_OR_SESSION, &[ApiError::NotFound, ApiError::RecordInUse]],
+            &[KEY_CREDENTIALS, DATA_PERMISSIONS, &[ApiError::NotFound, ApiError::RecordInUse]],
         );
         let mut item = PathItem::new(HttpMethod::Get, show);
         item.merge_operations(PathItem::new(HttpMethod::Patch, update));

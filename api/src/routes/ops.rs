@@ -206,17 +206,13 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             format!("{{projection=\"{}\"}} {lag}", projections::verification::NAME),
         );
     }
-    gauge(
-        "esqase_verification_keys",
-        "API keys held in this node's verification state.",
-        "gauge",
-        state.verification.read().map(|v| v.key_count()).unwrap_or_default().to_string(),
-    );
+    let (keys, key_bytes) = state.verification.read().map(|v| (v.key_count(), v.key_heap_bytes())).unwrap_or_default();
+    gauge("esqase_verification_keys", "API keys held in this node's verification state.", "gauge", keys.to_string());
     gauge(
         "esqase_verification_key_bytes",
         "Heap held for API keys in this node's verification state (records, indexes, names).",
         "gauge",
-        state.verification.read().map(|v| v.key_heap_bytes()).unwrap_or_default().to_string(),
+        key_bytes.to_string(),
     );
     gauge("esqase_postgres_up", "1 when Postgres answered.", "gauge", u8::from(ready.postgres).to_string());
     gauge("esqase_nats_up", "1 when NATS is connected.", "gauge", u8::from(ready.nats).to_string());
