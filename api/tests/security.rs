@@ -393,6 +393,26 @@ async fn hostile_bodies_and_paths_get_clear_problems_never_internals() -> anyhow
         }
     }
 
+    // The routes that need no credential: a NUL (which Postgres text cannot hold) anywhere.
+    let public: [(&str, Value); 3] = [
+        ("/v1/sessions", json!({"email": format!("olivia{nul}@acme.test"), "password": PASSWORD})),
+        ("/v1/invitations/accept", json!({"token": nul, "password": PASSWORD})),
+        (
+            "/v1/firms",
+            json!({"firm_name": nul, "time_zone": nul, "owner": {"name": nul, "email": nul, "password": nul}}),
+        ),
+    ];
+    for (path, body) in &public {
+        let answer = client.post(path, None, body).await;
+        assert!((400..500).contains(&answer.status), "{path}: a client error, got {} {}", answer.status, answer.text);
+        assert_no_internals(&answer, path);
+        problems += 1;
+    }
+    client
+        .post("/v1/sessions", None, &json!({"email": format!("{}{nul}", a.owner.email), "password": PASSWORD}))
+        .await
+        .assert_problem(401, "invalid_login");
+
     // Raw bodies: not JSON, not UTF-8, nested past any sane depth, the wrong content type.
     let raw: [(&str, Vec<u8>); 4] = [
         ("application/json", b"{\"name\": ".to_vec()),

@@ -180,13 +180,22 @@ impl Commands {
         let password =
             required(&mut errors, "password", request.password.as_deref(), |raw| Ok::<_, String>(raw.to_owned()));
         let (Some(email), Some(password)) = (email, password) else { return Err(errors.into()) };
-        let found: Option<(uuid::Uuid, uuid::Uuid, String)> = sqlx::query_as(
-            "SELECT m.id, m.firm_id, p.password_hash FROM members m JOIN member_passwords p ON p.member_id = m.id
-             WHERE m.email = $1 AND m.status = 'active'",
-        )
-        .bind(&email)
-        .fetch_optional(&self.log.pool)
-        .await?;
+        // Every stored email passed `Email::parse`; one that does not (a control character,
+        // say, which Postgres text cannot even hold) belongs to nobody: the same answer, after
+        // the same password work, as an unknown one.
+        let found: Option<(uuid::Uuid, uuid::Uuid, String)> = match Email::parse(&email) {
+            Ok(email) => {
+                sqlx::query_as(
+                    "SELECT m.id, m.firm_id, p.password_hash FROM members m
+                     JOIN member_passwords p ON p.member_id = m.id
+                     WHERE m.email = $1 AND m.status = 'active'",
+                )
+                .bind(email.as_str())
+                .fetch_optional(&self.log.pool)
+                .await?
+            }
+            Err(_) => None,
+        };
         let stored = found.as_ref().map(|(_, _, hash)| hash.clone());
         if !verify_password(password, stored).await? {
             return Err(CommandError::InvalidLogin);
