@@ -485,6 +485,9 @@ async fn the_secret_is_in_no_table_no_stream_message_and_no_log_line() -> anyhow
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests of this binary may have registered the service's log call sites while no
+    // subscriber was listening, caching "never"; have every call site ask again.
+    tracing::callsite::rebuild_interest_cache();
 
     let app = TestApp::spawn().await?;
     let client = Client::new(&app);
