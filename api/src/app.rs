@@ -23,8 +23,8 @@ pub struct AppState {
     pub signup_open: bool,
     /// The NATS connection, checked by `/readyz`.
     pub nats: async_nats::Client,
-    /// When (ms since the Unix epoch) the NATS connection was last (re)established.
-    pub nats_connected_at_ms: Arc<std::sync::atomic::AtomicI64>,
+    /// This node in the cluster: whether its verification state may answer on its own.
+    pub cluster: Arc<projections::cluster::Cluster>,
     /// What the relay has done, for `/readyz` and `/metrics`.
     pub relay: Arc<RelayStatus>,
     /// This node's verification state (keys, members, grids), kept current by its runner.
@@ -36,17 +36,17 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// True while this node can show its verification state is current: its NATS connection
-    /// is up and its runner follows the feed. Otherwise keys are verified against Postgres.
-    pub fn trusts_verification_cache(&self) -> bool {
-        use std::sync::atomic::Ordering;
-        let status = &self.verification_status;
-        self.nats.connection_state() == async_nats::connection::State::Connected
-            && status.following.load(Ordering::Relaxed)
-            && status.caught_up.load(Ordering::Relaxed)
-            // Events committed while NATS was away reached no subscription: only a catch-up
-            // from Postgres begun after NATS came back makes the cache current again.
-            && status.caught_up_since_ms.load(Ordering::Relaxed) > self.nats_connected_at_ms.load(Ordering::Relaxed)
+    /// This node's verification state, while it can show it reflects every committed change
+    /// (see [`projections::cluster::Cluster::trusts_cache`] and `VerificationState::is_current`);
+    /// `None` means: ask Postgres.
+    pub fn trusted_verification(
+        &self,
+    ) -> Option<std::sync::RwLockReadGuard<'_, projections::verification::VerificationState>> {
+        if !self.cluster.trusts_cache() {
+            return None;
+        }
+        let verification = self.verification.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        verification.is_current().then_some(verification)
     }
 
     /// The database pool (the log and the read models).

@@ -1,5 +1,6 @@
 //! Who is calling the firm's data API: a member with a session, or an API key verified from
-//! this node's in-memory state (no database query, no database write).
+//! this node's in-memory state (no database query, no database write) while it can show that
+//! state is current, else from Postgres.
 //!
 //! The contract's order: (1) the key exists — a malformed key or a bad checksum is refused
 //! before any lookup; (2) not revoked, not expired; (3) the browser origin, if any, is allowed;
@@ -61,17 +62,16 @@ impl FromRequestParts<Arc<AppState>> for Caller {
 }
 
 /// Steps 1 to 3 of verification; a key that passes 1 and 2 counts as used. From memory while
-/// this node can show its cache is current; from Postgres while it cannot (NATS lost).
+/// this node can show its cache is current; from Postgres while it cannot.
 pub async fn verify_key(state: &AppState, presented: &str, origin: Option<&str>) -> Result<VerifiedKey, ApiError> {
     // A malformed key or a bad checksum is refused before any lookup.
     let secret = ApiKeySecret::parse(presented).map_err(|_| ApiError::InvalidApiKey)?;
     let hash = secret.hash();
     let now = commands::log::now();
-    let (key, creator_permissions) = if state.trusts_verification_cache() {
-        let verification = state.verification.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        verification.key(&hash).ok_or(ApiError::InvalidApiKey)?
-    } else {
-        projections::verification::load_key(state.pool(), &hash).await?.ok_or(ApiError::InvalidApiKey)?
+    let cached = state.trusted_verification().map(|verification| verification.key(&hash));
+    let (key, creator_permissions) = match cached {
+        Some(found) => found.ok_or(ApiError::InvalidApiKey)?,
+        None => projections::verification::load_key(state.pool(), &hash).await?.ok_or(ApiError::InvalidApiKey)?,
     };
     if key.revoked {
         return Err(ApiError::ApiKeyRevoked);

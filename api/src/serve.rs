@@ -18,9 +18,6 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// How long a command waits at most for every node's verification state to reflect it.
-const BARRIER_BOUND: Duration = Duration::from_secs(2);
-
 /// A running service.
 pub struct Running {
     /// Where it listens.
@@ -53,16 +50,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let pool = commands::db::connect(&settings.database_url, settings.db_max_connections).await?;
     // Connect in the background: with NATS down the service still takes commands, and the
     // relay catches up when NATS returns.
-    let nats_connected_at_ms = Arc::new(AtomicI64::new(0));
+    let missed_at_ms = Arc::new(AtomicI64::new(0));
     let verification_status = Arc::new(ProjectionStatus::default());
     let nats = {
-        let (connected_at, status) = (nats_connected_at_ms.clone(), verification_status.clone());
+        let (missed_at, status) = (missed_at_ms.clone(), verification_status.clone());
         async_nats::ConnectOptions::new().event_callback(move |event| {
-            let (connected_at, status) = (connected_at.clone(), status.clone());
+            let (missed_at, status) = (missed_at.clone(), status.clone());
             async move {
-                if let async_nats::Event::Connected = event {
-                    connected_at.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
-                    // Read what was committed meanwhile now, not at the next poll.
+                // A (re)connection, or messages this client dropped: what was announced
+                // meanwhile never reached this node, so only Postgres can tell it.
+                if matches!(event, async_nats::Event::Connected | async_nats::Event::SlowConsumer(_)) {
+                    if let async_nats::Event::SlowConsumer(_) = event {
+                        tracing::warn!("NATS messages were dropped on this node; reading the feed from Postgres");
+                    }
+                    missed_at.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
                     status.wake.notify_one();
                 }
             }
@@ -83,14 +84,16 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         "verification state loaded"
     );
     let verification: SharedVerification = Arc::new(RwLock::new(state));
+    let relay_wake = Arc::new(tokio::sync::Notify::new());
     let cluster = Arc::new(Cluster::new(
         nats.clone(),
         names.clone(),
         verification.clone(),
         verification_status.clone(),
-        BARRIER_BOUND,
+        relay_wake.clone(),
+        missed_at_ms,
     ));
-    let log = EventLog::new(pool.clone(), Arc::new(PgReadModels), cluster.clone());
+    let log = EventLog::new(pool.clone(), Arc::new(PgReadModels), cluster.clone(), relay_wake);
     let relay_status = Arc::new(RelayStatus::default());
     let relay = Relay {
         pool: pool.clone(),
@@ -110,7 +113,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         commands: Commands { log, session_ttl: chrono::TimeDelta::hours(i64::from(settings.session_ttl_hours)) },
         signup_open: settings.signup == Signup::Open,
         nats,
-        nats_connected_at_ms,
+        cluster: cluster.clone(),
         relay: relay_status,
         verification,
         verification_status,
@@ -136,10 +139,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     }
     {
         let (cluster, shutdown) = (cluster.clone(), shutdown.clone());
-        tasks.spawn(async move {
-            cluster.publish(shutdown).await;
-            Ok(())
-        });
+        tasks.spawn(async move { cluster.run(shutdown).await });
     }
     {
         let (state, shutdown) = (state.clone(), shutdown.clone());

@@ -62,7 +62,6 @@ impl TestApp {
             let names = commands::nats::NatsNames::new(&self.settings.nats_prefix)?;
             // Best effort: the stream may never have been created if NATS was down.
             let _ = js.delete_stream(names.stream()).await;
-            let _ = js.delete_key_value(names.nodes_bucket()).await;
         }
         Ok(())
     }

@@ -716,7 +716,6 @@ async fn an_export_of_100k_entries_streams_in_little_memory() -> anyhow::Result<
         let names = commands::nats::NatsNames::new(&settings.nats_prefix)?;
         let js = async_nats::jetstream::new(nats);
         let _ = js.delete_stream(names.stream()).await;
-        let _ = js.delete_key_value(names.nodes_bucket()).await;
     }
     Ok(())
 }

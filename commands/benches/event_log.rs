@@ -110,7 +110,7 @@ async fn fill(pool: &PgPool, count: usize) -> anyhow::Result<()> {
         let size = missing.min(FILL_BATCH);
         let append =
             Append { stream_id: Uuid::now_v7(), expected_version: 0, events: vec![Event::MemberRemoved {}; size] };
-        let mut tx = pool.begin().await?;
+        let mut tx = store::WriterTx::begin(pool, None).await?;
         store::append(&mut tx, &metadata(firm), &[append]).await?;
         tx.commit().await?;
         missing -= size;
@@ -144,7 +144,7 @@ async fn run(pool: &PgPool, duration: Duration) -> anyhow::Result<()> {
     let version: String = sqlx::query_scalar("SHOW server_version").fetch_one(pool).await?;
     let synchronous_commit: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(pool).await?;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let log = Arc::new(EventLog::new(pool.clone(), Arc::new(NoReadModels), Arc::new(NoBarrier)));
+    let log = Arc::new(EventLog::new(pool.clone(), Arc::new(NoReadModels), Arc::new(NoBarrier), Default::default()));
 
     // Warm the pool and Postgres's caches up; not reported.
     appends(&log, 4, Duration::from_secs(1)).await?;

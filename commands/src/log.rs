@@ -3,9 +3,9 @@
 //! every node's verification state reflects them.
 
 use crate::error::CommandError;
-use crate::store::{self, Append, Metadata, RecordedEvent};
+use crate::store::{self, Append, Metadata, RecordedEvent, WriterTx};
 use domain::FirmId;
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -48,12 +48,10 @@ pub struct EventLog {
     appended: AtomicU64,
 }
 
-/// The Postgres channel on which a commit is announced to every node's relay.
-pub const FEED_CHANNEL: &str = "esqase_feed";
-
-/// One command's transaction, serialized with every other command of the same firm.
+/// One command's transaction, serialized with every other command of the same firm; an
+/// event-log writer (see [`WriterTx`]).
 pub struct CommandTx {
-    tx: Transaction<'static, Postgres>,
+    tx: WriterTx,
 }
 
 impl CommandTx {
@@ -64,9 +62,15 @@ impl CommandTx {
 }
 
 impl EventLog {
-    /// A log over `pool` that keeps `read_models` current and waits on `barrier`.
-    pub fn new(pool: PgPool, read_models: Arc<dyn ReadModels>, barrier: Arc<dyn Barrier>) -> Self {
-        EventLog { pool, read_models, barrier, committed: Arc::new(Notify::new()), appended: AtomicU64::new(0) }
+    /// A log over `pool` that keeps `read_models` current, waits on `barrier`, and raises
+    /// `committed` after each commit (the relay waits on it).
+    pub fn new(
+        pool: PgPool,
+        read_models: Arc<dyn ReadModels>,
+        barrier: Arc<dyn Barrier>,
+        committed: Arc<Notify>,
+    ) -> Self {
+        EventLog { pool, read_models, barrier, committed, appended: AtomicU64::new(0) }
     }
 
     /// The signal this log raises after each commit (the relay waits on it).
@@ -85,9 +89,7 @@ impl EventLog {
     /// first write so before the transaction has an id). So within a firm, feed order is commit
     /// order: decisions see the latest state, and the audit chain is the same on every rebuild.
     pub async fn begin(&self, firm: FirmId) -> Result<CommandTx, CommandError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(firm_lock_key(firm)).execute(&mut *tx).await?;
-        Ok(CommandTx { tx })
+        Ok(CommandTx { tx: WriterTx::begin(&self.pool, Some(firm_lock_key(firm))).await? })
     }
 
     /// Appends `appends` and folds them into the read models, inside the command's transaction.
@@ -102,25 +104,19 @@ impl EventLog {
         Ok(recorded)
     }
 
-    /// Commits, wakes the relays, and returns once every node reflects `recorded`.
+    /// Commits, wakes this node's relay, and returns once every node reflects `recorded`.
+    ///
+    /// No connection is taken after the commit: the barrier tells the other nodes (and wakes
+    /// their relays) over NATS.
     pub async fn commit(&self, tx: CommandTx, recorded: &[RecordedEvent]) -> Result<(), CommandError> {
         tx.tx.commit().await?;
-        self.announce(recorded).await;
-        Ok(())
-    }
-
-    /// Tells the relays that events were committed, and waits for the barrier.
-    pub async fn announce(&self, recorded: &[RecordedEvent]) {
         if recorded.is_empty() {
-            return;
+            return Ok(());
         }
         self.appended.fetch_add(recorded.len() as u64, Ordering::Relaxed);
         self.committed.notify_one();
-        // Other nodes' relays listen; if this fails their fallback poll still finds the events.
-        if let Err(error) = sqlx::query("SELECT pg_notify($1, '')").bind(FEED_CHANNEL).execute(&self.pool).await {
-            tracing::warn!(%error, "could not announce a commit to other nodes");
-        }
         self.barrier.wait_for(recorded).await;
+        Ok(())
     }
 }
 

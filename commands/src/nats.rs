@@ -48,9 +48,20 @@ impl NatsNames {
         format!("{}.{}.{}.{}", self.prefix, firm, kind.as_str(), event_type)
     }
 
-    /// The KV bucket where nodes publish how far they have applied the feed.
-    pub fn nodes_bucket(&self) -> String {
-        format!("{}_nodes", self.prefix)
+    /// Every subject of the cluster's own messages (heartbeats, commits): core NATS only,
+    /// under a first token of their own so that no stream of the feed ever captures them.
+    pub fn cluster_subjects(&self) -> String {
+        format!("{}_cluster.>", self.prefix)
+    }
+
+    /// A cluster message of `kind` (`hb`, `commit`, `bye`) from `node`.
+    pub fn cluster_subject(&self, kind: &str, node: uuid::Uuid) -> String {
+        format!("{}_cluster.{kind}.{}", self.prefix, node.simple())
+    }
+
+    /// Where `node` hears replies to its commit messages (`.<commit number>` is appended).
+    pub fn cluster_replies(&self, node: uuid::Uuid) -> String {
+        format!("{}_cluster_reply.{}", self.prefix, node.simple())
     }
 }
 
@@ -97,6 +108,16 @@ mod tests {
         assert!(NatsNames::new("a.b").is_err());
         assert!(NatsNames::new("a*").is_err());
         assert!(NatsNames::new("").is_err());
+    }
+
+    #[test]
+    fn no_cluster_message_falls_under_the_feeds_subjects() {
+        let names = NatsNames::new("esqase").expect("valid");
+        let node = uuid::Uuid::now_v7();
+        let feed_root = format!("{}.", names.prefix());
+        for subject in [names.cluster_subject("hb", node), format!("{}.7", names.cluster_replies(node))] {
+            assert!(!subject.starts_with(&feed_root), "{subject} would be captured by {}", names.all_subjects());
+        }
     }
 
     #[test]

@@ -5,11 +5,9 @@
 //! carries the event id as `Nats-Msg-Id`, so a republish after a crash is dropped by JetStream,
 //! and the checkpoint moves only after JetStream has acknowledged.
 
-use crate::log::FEED_CHANNEL;
 use crate::nats::{headers, NatsNames};
 use crate::store::{self, FeedPosition, StoreError};
 use async_nats::jetstream;
-use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,7 +24,7 @@ const LEADER_LOCK: i64 = 0x6573_7161_7365_0001;
 /// Events read from the feed and published per round trip.
 const BATCH: i64 = 500;
 
-/// When nothing wakes the relay, it looks anyway this often (a lost NOTIFY costs this much).
+/// When nothing wakes the relay, it looks anyway this often (a lost wake-up costs this much).
 const FALLBACK_POLL: Duration = Duration::from_secs(1);
 
 /// What the relay has done, for `/metrics` and `/readyz`.
@@ -59,7 +57,7 @@ pub struct Relay {
     pub jetstream: jetstream::Context,
     /// Subject and stream names.
     pub names: NatsNames,
-    /// Raised by this node's commits.
+    /// Raised by this node's commits, and by other nodes' commits as the cluster hears of them.
     pub wake: Arc<Notify>,
     /// Shared with `/metrics`.
     pub status: Arc<RelayStatus>,
@@ -104,8 +102,6 @@ impl Relay {
         crate::nats::ensure_stream(&self.jetstream, &self.names).await.map_err(|e| RelayError::Nats(e.to_string()))?;
         self.status.leader.store(true, Ordering::Relaxed);
         tracing::info!("relay leading");
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen(FEED_CHANNEL).await?;
         let mut at = store::load_checkpoint(&mut conn, CHECKPOINT).await?;
         self.status.checkpoint_position.store(at.position, Ordering::Relaxed);
         loop {
@@ -114,7 +110,6 @@ impl Relay {
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
                     _ = self.wake.notified() => {}
-                    notification = listener.recv() => { notification?; }
                     _ = tokio::time::sleep(FALLBACK_POLL) => {}
                 }
                 continue;

@@ -3,14 +3,15 @@
 use domain::{Actor, Event, EventId, FirmId, StreamKind, Timestamp};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 use std::fmt;
 use uuid::Uuid;
 
 /// A place in the global feed: the writing transaction's id, then the global sequence.
 ///
-/// The feed is ordered by this pair, and only events below the oldest open transaction are
-/// read, so a reader never passes an event that a slower writer has yet to commit.
+/// The feed is ordered by this pair, and only events below the oldest open event-log writer
+/// are read (see [`WriterTx`]), so a reader never passes an event that a slower writer has yet
+/// to commit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct FeedPosition {
     /// The writing transaction's id (`xid8`).
@@ -119,8 +120,74 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
-const SELECT_EVENTS: &str = "SELECT position, tx_id::text::bigint AS tx_id, id, stream_id, stream_kind, version, \
-     event_type, payload, firm_id, actor, request_id, occurred_at FROM events";
+const EVENT_COLUMNS: &str = "position, tx_id::text::bigint AS tx_id, id, stream_id, stream_kind, version, \
+     event_type, payload, firm_id, actor, request_id, occurred_at";
+
+/// The two keys of the shared advisory lock that every event-log writer holds (`esqa`, `writ`);
+/// `esqase_writer_lock_keys()` in the migrations names the same pair.
+const WRITER_LOCK: (i32, i32) = (0x6573_7161, 0x7772_6974);
+
+/// A transaction that may append events.
+///
+/// It took the shared writer lock as its first statement, before it had a transaction id, so
+/// while it is open the feed horizon (`esqase_feed_horizon()`, the oldest transaction id among
+/// the lock's holders in this database) stays at or below its id, and no reader passes its
+/// events before they commit. Transactions in other databases of the cluster, or in this one
+/// without the lock, hold nothing back. A trigger refuses an insert into `events` by any
+/// transaction without the lock, so the rule cannot be skipped by accident.
+pub struct WriterTx {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl WriterTx {
+    /// Begins a writer; `exclusive`, if given, is a transaction-scoped advisory lock taken in
+    /// the same round trip (a command's serialization key).
+    pub async fn begin(pool: &PgPool, exclusive: Option<i64>) -> Result<WriterTx, StoreError> {
+        let mut tx = pool.begin().await?;
+        let (class, object) = WRITER_LOCK;
+        match exclusive {
+            Some(key) => {
+                sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2), pg_advisory_xact_lock($3)")
+                    .bind(class)
+                    .bind(object)
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
+                    .bind(class)
+                    .bind(object)
+                    .execute(&mut *tx)
+                    .await?
+            }
+        };
+        Ok(WriterTx { tx })
+    }
+
+    /// Commits: the events become readable in the feed.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit().await?)
+    }
+
+    /// Rolls back: nothing of it was ever readable.
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        Ok(self.tx.rollback().await?)
+    }
+}
+
+impl std::ops::Deref for WriterTx {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriterTx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+}
 
 fn decode(row: &PgRow) -> Result<RecordedEvent, StoreError> {
     let position: i64 = row.try_get("position")?;
@@ -147,10 +214,10 @@ fn decode(row: &PgRow) -> Result<RecordedEvent, StoreError> {
     })
 }
 
-/// Appends the events of each stream in one statement, inside the caller's transaction.
+/// Appends the events of each stream in one statement, inside the writer's transaction.
 /// A stream not at its expected version is [`StoreError::Conflict`].
 pub async fn append(
-    conn: &mut PgConnection,
+    tx: &mut WriterTx,
     metadata: &Metadata,
     appends: &[Append],
 ) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -174,6 +241,7 @@ pub async fn append(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    let conn: &mut PgConnection = tx;
     // Each stream must be exactly at its expected version. Under the firm's lock this check is
     // the whole story; a writer outside it that races us trips the unique (stream_id, version)
     // index below instead.
@@ -226,28 +294,22 @@ pub async fn append(
 
 /// Every event of one stream, in version order.
 pub async fn load_stream(conn: &mut PgConnection, stream_id: Uuid) -> Result<Vec<RecordedEvent>, StoreError> {
-    let rows = sqlx::query(&format!("{SELECT_EVENTS} WHERE stream_id = $1 ORDER BY version"))
+    let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY version"))
         .bind(stream_id)
         .fetch_all(conn)
         .await?;
     rows.iter().map(decode).collect()
 }
 
-/// Up to `limit` events after `after`, in feed order, never at or past the oldest transaction
-/// still open (whose events might yet commit before ones already visible).
+/// Up to `limit` events after `after`, in feed order, never at or past the oldest event-log
+/// writer still open (whose events might yet commit before ones already visible).
 pub async fn read_feed(pool: &PgPool, after: FeedPosition, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
-    let rows = sqlx::query(&format!(
-        "{SELECT_EVENTS}
-         WHERE (tx_id, position) > ($1::text::xid8, $2)
-           AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-         ORDER BY events.tx_id, events.position
-         LIMIT $3"
-    ))
-    .bind(after.tx_id.to_string())
-    .bind(after.position)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
+    let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM esqase_read_feed($1::text::xid8, $2, $3)"))
+        .bind(after.tx_id.to_string())
+        .bind(after.position)
+        .bind(i32::try_from(limit).unwrap_or(i32::MAX))
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(decode).collect()
 }
 
@@ -259,7 +321,8 @@ pub async fn read_all_after(
     limit: i64,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let rows = sqlx::query(&format!(
-        "{SELECT_EVENTS} WHERE (tx_id, position) > ($1::text::xid8, $2) ORDER BY events.tx_id, events.position LIMIT $3"
+        "SELECT {EVENT_COLUMNS} FROM events
+         WHERE (tx_id, position) > ($1::text::xid8, $2) ORDER BY events.tx_id, events.position LIMIT $3"
     ))
     .bind(after.tx_id.to_string())
     .bind(after.position)
@@ -269,8 +332,11 @@ pub async fn read_all_after(
     rows.iter().map(decode).collect()
 }
 
-/// The horizon of a fresh snapshot: every event a feed reader can see now lies below it.
-pub async fn feed_horizon(conn: &mut PgConnection) -> Result<FeedPosition, StoreError> {
+/// Where a reader of `conn`'s repeatable-read snapshot stands: below the snapshot's own xmin,
+/// the oldest transaction it saw open. Deliberately not the writers' horizon: that one reads
+/// the lock table now, and a writer that was open when the snapshot was taken may have
+/// committed since. Lower only means more events replayed (and skipped by version) after it.
+pub async fn snapshot_horizon(conn: &mut PgConnection) -> Result<FeedPosition, StoreError> {
     let xmin: i64 =
         sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetch_one(conn).await?;
     Ok(FeedPosition::below_horizon(xmin))
@@ -278,13 +344,8 @@ pub async fn feed_horizon(conn: &mut PgConnection) -> Result<FeedPosition, Store
 
 /// The last event a feed reader could read now (`START` for an empty log).
 pub async fn feed_head(pool: &PgPool) -> Result<FeedPosition, StoreError> {
-    let row: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT tx_id::text::bigint, position FROM events
-         WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
-         ORDER BY events.tx_id DESC, events.position DESC LIMIT 1",
-    )
-    .fetch_optional(pool)
-    .await?;
+    let row: Option<(i64, i64)> =
+        sqlx::query_as("SELECT tx_id::text::bigint, position FROM esqase_feed_head()").fetch_optional(pool).await?;
     Ok(row.map(|(tx_id, position)| FeedPosition { tx_id, position }).unwrap_or(FeedPosition::START))
 }
 

@@ -23,7 +23,7 @@ async fn appending_at_a_stale_expected_version_is_a_conflict_and_nothing_of_the_
 
     // The losing batch: three events decided against the empty stream, plus a new stream that
     // on its own would have been fine. All or nothing.
-    let mut tx = db.pool.begin().await.expect("begin");
+    let mut tx = store::WriterTx::begin(&db.pool, None).await.expect("begin");
     let losing = [Append { stream_id: stream, expected_version: 0, events: vec![event(); 3] }, one(bystander, 0)];
     let error = store::append(&mut tx, &metadata(firm), &losing).await.expect_err("a stale version must not append");
     assert!(
@@ -57,13 +57,13 @@ async fn of_two_writers_racing_at_the_same_version_exactly_one_wins() {
     append_committed(&db.pool, &metadata(firm), &[one(stream, 0)]).await.expect("first append");
 
     // The first writer inserts version 2 and holds its transaction open.
-    let mut first = db.pool.begin().await.expect("begin");
+    let mut first = store::WriterTx::begin(&db.pool, None).await.expect("begin");
     let won = store::append(&mut first, &metadata(firm), &[one(stream, 1)]).await.expect("first writer appends");
 
     // The second writer, decided against the same version, waits on the unique index...
     let pool = db.pool.clone();
     let second = tokio::spawn(async move {
-        let mut tx = pool.begin().await.expect("begin");
+        let mut tx = store::WriterTx::begin(&pool, None).await.expect("begin");
         store::append(&mut tx, &metadata(firm), &[one(stream, 1)]).await.map(|_| ())
     });
     eventually("the second writer waits on the first one's row", || async {
@@ -157,7 +157,7 @@ async fn a_feed_reader_waits_for_a_transaction_still_open_instead_of_passing_it(
     let db = TestDb::new(4).await;
     let firm = FirmId::new();
 
-    let mut slow = db.pool.begin().await.expect("begin");
+    let mut slow = store::WriterTx::begin(&db.pool, None).await.expect("begin");
     let late = store::append(&mut slow, &metadata(firm), &[one(Uuid::now_v7(), 0)]).await.expect("slow append");
     let early = append_committed(&db.pool, &metadata(firm), &[one(Uuid::now_v7(), 0)]).await.expect("fast append");
     assert!(late[0].feed < early[0].feed, "the slow writer's event comes first in the feed");
@@ -176,6 +176,39 @@ async fn a_feed_reader_waits_for_a_transaction_still_open_instead_of_passing_it(
     .await;
     assert_eq!(feed, expected);
     assert_eq!(store::feed_head(&db.pool).await.expect("head"), expected[1].feed);
+}
+
+#[tokio::test]
+async fn transactions_that_append_nothing_hold_no_reader_back_in_this_database_or_another() {
+    let db = TestDb::new(4).await;
+    let neighbour = TestDb::new(2).await;
+    let firm = FirmId::new();
+    // A migration in another database of the cluster, and a forgotten psql session in this
+    // one: both have a transaction id, and stay open throughout.
+    let mut elsewhere = neighbour.pool.begin().await.expect("begin elsewhere");
+    sqlx::query("SELECT pg_current_xact_id()").execute(&mut *elsewhere).await.expect("an id elsewhere");
+    let mut idle_here = db.pool.begin().await.expect("begin here");
+    sqlx::query("SELECT pg_current_xact_id()").execute(&mut *idle_here).await.expect("an id here");
+
+    let appended = append_committed(&db.pool, &metadata(firm), &[one(Uuid::now_v7(), 0)]).await.expect("append");
+    assert_eq!(whole_feed(&db.pool).await, appended, "the committed event is readable at once");
+    assert_eq!(store::feed_head(&db.pool).await.expect("head"), appended[0].feed);
+    elsewhere.rollback().await.expect("rollback");
+    idle_here.rollback().await.expect("rollback");
+}
+
+#[tokio::test]
+async fn an_insert_into_the_log_without_the_writer_lock_is_refused() {
+    let db = TestDb::new(2).await;
+    let error = sqlx::query(
+        "INSERT INTO events (id, stream_id, stream_kind, version, event_type, payload, firm_id, actor, occurred_at)
+         VALUES (gen_random_uuid(), gen_random_uuid(), 'member', 1, 'member.removed', '{}', gen_random_uuid(), '{}', now())",
+    )
+    .execute(&db.pool)
+    .await
+    .expect_err("a writer without the lock would let readers pass its events");
+    assert!(error.to_string().contains("writer lock"), "{error}");
+    assert!(whole_feed(&db.pool).await.is_empty());
 }
 
 const WRITERS: u64 = 16;
@@ -197,7 +230,7 @@ async fn writer(pool: PgPool, seed: u64) -> Written {
     let stream = Uuid::now_v7();
     let mut written = Written::default();
     for _ in 0..TRANSACTIONS_PER_WRITER {
-        let mut tx = pool.begin().await.expect("begin");
+        let mut tx = store::WriterTx::begin(&pool, None).await.expect("begin");
         let version = written.committed.len() as i32;
         let recorded = store::append(&mut tx, &metadata(firm), &[one(stream, version)]).await.expect("append");
         let roll = rng.gen_range(0..100);

@@ -235,7 +235,7 @@ async fn the_stream_stays_in_feed_order_when_nats_dies_in_the_middle_of_a_batch(
     let firm = FirmId::new();
     for _ in 0..EVENTS / 1000 {
         let events = vec![event(); 1000];
-        let mut tx = db.pool.begin().await.expect("begin");
+        let mut tx = store::WriterTx::begin(&db.pool, None).await.expect("begin");
         store::append(&mut tx, &metadata(firm), &[Append { stream_id: Uuid::now_v7(), expected_version: 0, events }])
             .await
             .expect("append");

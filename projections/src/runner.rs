@@ -82,7 +82,7 @@ impl ProjectionStatus {
 }
 
 /// How often the runner reads the Postgres feed even without a message (NATS down or quiet).
-pub const SAFETY_POLL: Duration = Duration::from_millis(500);
+pub const SAFETY_POLL: Duration = Duration::from_millis(250);
 
 /// Runs one projection until shutdown.
 pub struct Runner<P: Projection> {

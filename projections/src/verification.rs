@@ -13,7 +13,7 @@ use crate::runner::{Projection, ProjectionError};
 use crate::views::{ApiKeyView, MemberRef};
 use commands::store::{FeedPosition, RecordedEvent};
 use domain::api_key::{is_past, KeyStatus};
-use domain::{AllowedDomains, Event, Grid, KeyHash, PermissionSet, Role, Timestamp};
+use domain::{AllowedDomains, Event, Grid, KeyHash, PermissionSet, Role, StreamKind, Timestamp};
 use futures::TryStreamExt;
 use hashbrown::HashTable;
 use sqlx::PgPool;
@@ -166,6 +166,9 @@ pub struct VerificationState {
     firm_slots: HashMap<Uuid, u32>,
     /// How far the feed is applied.
     checkpoint: FeedPosition,
+    /// A feed position this state must reach before it answers again: set when an event that
+    /// another node committed could not be folded ahead of the feed (a version missing here).
+    behind_until: FeedPosition,
 }
 
 impl VerificationState {
@@ -345,8 +348,30 @@ impl VerificationState {
         self.fold(e, |held, event| held < event);
     }
 
-    /// Folds an event this node has just committed, ahead of the feed, if it is the very next
-    /// version of its stream here (otherwise the feed brings it, in order, soon). The checkpoint
+    /// True unless an event known to be committed is missing here (see [`Self::mark_behind`]).
+    pub fn is_current(&self) -> bool {
+        self.checkpoint >= self.behind_until
+    }
+
+    /// Records that the events up to `position` are committed but not all reflected here: the
+    /// state is not current until the feed has been applied that far.
+    pub fn mark_behind(&mut self, position: FeedPosition) {
+        self.behind_until = self.behind_until.max(position);
+    }
+
+    /// True if the state holds `e`'s stream at `e`'s version or later.
+    pub fn reflects(&self, e: &RecordedEvent) -> bool {
+        let held = match e.stream_kind {
+            StreamKind::Firm => self.firm_slots.get(&e.stream_id).map(|&slot| self.firms[slot as usize].version),
+            StreamKind::Member => self.member_slots.get(&e.stream_id).map(|&slot| self.members[slot as usize].version),
+            StreamKind::ApiKey => self.slot_by_id(e.stream_id).map(|slot| self.keys[slot as usize].version),
+        };
+        held.is_some_and(|held| held >= e.version)
+    }
+
+    /// Folds a just-committed event (this node's, or one another node announced), ahead of the
+    /// feed, if it is the very next version of its stream here (otherwise the feed brings it,
+    /// in order, soon: see [`Self::reflects`] and [`Self::mark_behind`]). The checkpoint
     /// does not move: the feed still delivers the event, and its version makes that a no-op.
     pub fn apply_own(&mut self, e: &RecordedEvent) {
         self.fold(e, |held, event| held + 1 == event);
@@ -468,7 +493,7 @@ impl VerificationState {
     pub async fn load(pool: &PgPool) -> Result<VerificationState, sqlx::Error> {
         let mut tx = pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-        let checkpoint = commands::store::feed_horizon(&mut tx).await.map_err(|e| match e {
+        let checkpoint = commands::store::snapshot_horizon(&mut tx).await.map_err(|e| match e {
             commands::store::StoreError::Database(e) => e,
             other => sqlx::Error::Protocol(other.to_string()),
         })?;

@@ -48,7 +48,7 @@ fn database_url() -> String {
 async fn append(pool: &sqlx::PgPool, firm: FirmId, n: usize) -> Vec<RecordedEvent> {
     let mut recorded = Vec::new();
     for _ in 0..n {
-        let mut tx = pool.begin().await.expect("a transaction");
+        let mut tx = store::WriterTx::begin(pool, None).await.expect("a transaction");
         let metadata =
             Metadata { firm_id: firm, actor: Actor::System, request_id: None, occurred_at: chrono::Utc::now() };
         let append = Append { stream_id: Uuid::now_v7(), expected_version: 0, events: vec![Event::MemberRemoved {}] };

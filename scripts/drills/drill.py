@@ -1103,7 +1103,7 @@ def cmd_nats_cleanup(args: argparse.Namespace) -> None:
     except OSError as e:
         say(f"nats-cleanup: {e}")
         return
-    for stream in (f"{args.prefix}_events", f"{args.prefix}_nodes"):
+    for stream in (f"{args.prefix}_events",):
         try:
             js_delete_stream(nats, stream)
         except (RuntimeError, OSError) as e:
@@ -1129,6 +1129,85 @@ def cmd_consumers_wait(args: argparse.Namespace) -> None:
             pass
         time.sleep(0.25)
     say("-1")
+
+
+# --------------------------------------------------------------------------------------------
+# open-transaction
+
+
+def revoke_probe(args: argparse.Namespace) -> None:
+    """Rounds of: create a key on the first node and ask the other node with it at once; keep
+    asking every node with it (kept-alive connections) while the first node revokes it; record
+    the revoke's latency and every answer with its start time."""
+    state = json.load(open(args.state))
+    firm = state["firms"][0]
+    bases = args.bases.split(",")
+    rounds = []
+    for n in range(args.rounds):
+        a = Http(bases[0]).request("POST", "/v1/api-keys", firm["token"], key_body(f"{args.label}{n}"), new_request_id("create"))
+        if not a.ok:
+            raise SystemExit(f"create answered {a.status} {a.error or ''} {a.text[:300]}")
+        key_id, secret = a.body["api_key"]["id"], a.body["secret"]
+        at_once = [Http(b).request("GET", "/v1/api-keys/current", secret).status for b in bases[1:]]
+        answers: list[tuple[float, int, str | None]] = []
+        lock = threading.Lock()
+        revoked_at: list[float] = []
+
+        def hammer(base: str) -> None:
+            http_ = Http(base, keep_alive=True, timeout=10)
+            while True:
+                answer = http_.request("GET", "/v1/api-keys/current", secret)
+                with lock:
+                    answers.append((answer.t0, answer.status, answer.error))
+                if revoked_at and answer.t0 > revoked_at[0] + 0.3:
+                    return
+
+        threads = [threading.Thread(target=hammer, args=(b,)) for b in bases for _ in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(0.2)
+        r = Http(bases[0]).request("POST", f"/v1/api-keys/{key_id}/revoke", firm["token"], {}, new_request_id("revoke"))
+        if not r.ok:
+            raise SystemExit(f"revoke answered {r.status} {r.error or ''} {r.text[:300]}")
+        revoked_at.append(r.t1)
+        for t in threads:
+            t.join()
+        after = [s for (t0, s, e) in answers if t0 > r.t1]
+        rounds.append({
+            "create_ms": a.latency * 1000,
+            "revoke_ms": r.latency * 1000,
+            "new_key_on_other_nodes": at_once,
+            "accepted_before": sum(1 for (t0, s, e) in answers if t0 <= r.t0 and s == 200),
+            "after": len(after),
+            "accepted_after": sum(1 for s in after if s == 200),
+            "errors_after": sum(1 for s in after if s != 401),
+        })
+    with open(args.out, "w") as f:
+        json.dump({"label": args.label, "rounds": rounds}, f)
+    revokes = [r["revoke_ms"] for r in rounds]
+    say(f"{args.label}: {len(rounds)} rounds, revoke p50 {statistics.median(revokes):.1f} ms, max {max(revokes):.1f} ms, "
+        f"accepted after a revoke answered: {sum(r['accepted_after'] for r in rounds)}")
+
+
+def revoke_check(args: argparse.Namespace) -> None:
+    """Compares the rounds run with other transactions open on the cluster against quiet ones."""
+    quiet = json.load(open(args.quiet))["rounds"]
+    held = json.load(open(args.held))["rounds"]
+    claims = Claims()
+    q50 = statistics.median(r["revoke_ms"] for r in quiet)
+    h50 = statistics.median(r["revoke_ms"] for r in held)
+    hmax = max(r["revoke_ms"] for r in held)
+    say(f"revoke latency: quiet p50 {q50:.1f} ms; with the open transactions p50 {h50:.1f} ms, max {hmax:.1f} ms")
+    claims.check(h50 <= max(2 * q50, q50 + 10), f"with the open transactions a revoke answers within its usual latency (p50 {h50:.1f} ms vs {q50:.1f} ms quiet)")
+    claims.check(hmax < 500, f"no revoke waited on the open transactions (max {hmax:.1f} ms, < 500 ms)")
+    every = quiet + held
+    claims.check(all(all(s == 200 for s in r["new_key_on_other_nodes"]) for r in every), "a key created on A works on B at once, every round")
+    accepted = sum(r["accepted_after"] for r in every)
+    after = sum(r["after"] for r in every)
+    claims.check(accepted == 0, f"no node accepted a key after its revoke answered ({accepted} of {after} requests)")
+    claims.check(sum(r["errors_after"] for r in every) == 0, "every request after a revoke was refused with 401, none failed otherwise")
+    claims.check(after > 0 and sum(r["accepted_before"] for r in every) > 0, "requests flowed before and after each revoke")
+    claims.finish("open-transaction")
 
 
 def main() -> None:
@@ -1213,6 +1292,18 @@ def main() -> None:
     s.add_argument("--gone-at", type=float, default=0.0)
     s.add_argument("--recover-timeout", type=float, default=30)
     s.set_defaults(fn=pg_after)
+
+    s = sub.add_parser("revoke-probe")
+    s.add_argument("--bases", required=True)
+    s.add_argument("--state", required=True)
+    s.add_argument("--label", required=True)
+    s.add_argument("--rounds", type=int, default=10)
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=revoke_probe)
+    s = sub.add_parser("revoke-check")
+    s.add_argument("--quiet", required=True)
+    s.add_argument("--held", required=True)
+    s.set_defaults(fn=revoke_check)
 
     s = sub.add_parser("consumers-wait")
     s.add_argument("--nats", required=True)

@@ -389,7 +389,7 @@ async fn lag(args: LagArgs) -> anyhow::Result<()> {
 async fn direct_lag(args: &LagArgs, http: &reqwest::Client) -> anyhow::Result<()> {
     let pool = commands::db::connect(&args.database_url, 8).await.context("connecting to the database")?;
     let commands = Arc::new(Commands {
-        log: EventLog::new(pool.clone(), Arc::new(PgReadModels), Arc::new(NoBarrier)),
+        log: EventLog::new(pool.clone(), Arc::new(PgReadModels), Arc::new(NoBarrier), Default::default()),
         session_ttl: chrono::TimeDelta::hours(1),
     });
     let unique = Uuid::now_v7().simple();

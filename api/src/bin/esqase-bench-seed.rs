@@ -78,11 +78,6 @@ async fn cleanup(cli: &Cli) -> anyhow::Result<()> {
                 eprintln!("cleanup: stream {} not deleted: {error}", names.stream());
             }
         }
-        if let Err(error) = js.delete_key_value(names.nodes_bucket()).await {
-            if !error.to_string().contains("not found") {
-                eprintln!("cleanup: KV bucket {} not deleted: {error}", names.nodes_bucket());
-            }
-        }
     }
     Ok(())
 }
@@ -124,7 +119,7 @@ async fn seed(cli: &Cli) -> anyhow::Result<()> {
     let started = Instant::now();
     let pool = commands::db::connect(&cli.database_url, 4).await.context("connecting to the benchmark database")?;
     let commands = Commands {
-        log: EventLog::new(pool.clone(), Arc::new(PgReadModels), Arc::new(NoBarrier)),
+        log: EventLog::new(pool.clone(), Arc::new(PgReadModels), Arc::new(NoBarrier), Default::default()),
         session_ttl: chrono::TimeDelta::hours(1),
     };
     let unique = Uuid::now_v7().simple().to_string();

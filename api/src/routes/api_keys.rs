@@ -257,12 +257,7 @@ async fn revoke(
 async fn current(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Response> {
     let Caller::ApiKey(key) = caller else { return Err(ApiError::ApiKeyRequired) };
     let now = commands::log::now();
-    let held = if state.trusts_verification_cache() {
-        let verification = state.verification.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        verification.current_key(key.key_id, now)
-    } else {
-        None
-    };
+    let held = state.trusted_verification().and_then(|verification| verification.current_key(key.key_id, now));
     let current = match held {
         Some(held) => held,
         None => {

@@ -206,6 +206,24 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             format!("{{projection=\"{}\"}} {lag}", projections::verification::NAME),
         );
     }
+    gauge(
+        "esqase_barrier_confirmed_total",
+        "Commits that every live node confirmed having applied.",
+        "counter",
+        state.cluster.confirmed.load(Ordering::Relaxed).to_string(),
+    );
+    gauge(
+        "esqase_barrier_outwaited_total",
+        "Commits that waited out the other nodes' leases instead (a node did not confirm in time).",
+        "counter",
+        state.cluster.outwaited.load(Ordering::Relaxed).to_string(),
+    );
+    gauge(
+        "esqase_verification_trusted",
+        "1 while this node answers key verification from memory, 0 while it asks Postgres.",
+        "gauge",
+        u8::from(state.trusted_verification().is_some()).to_string(),
+    );
     let (keys, key_bytes) = state.verification.read().map(|v| (v.key_count(), v.key_heap_bytes())).unwrap_or_default();
     gauge("esqase_verification_keys", "API keys held in this node's verification state.", "gauge", keys.to_string());
     gauge(

@@ -125,7 +125,7 @@ pub async fn append_committed(
     metadata: &Metadata,
     appends: &[Append],
 ) -> Result<Vec<RecordedEvent>, store::StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = store::WriterTx::begin(pool, None).await?;
     let recorded = store::append(&mut tx, metadata, appends).await?;
     tx.commit().await?;
     Ok(recorded)
@@ -155,7 +155,7 @@ impl ReadModels for NoReadModels {
 
 /// The event log as commands use it, without read models or a barrier.
 pub fn event_log(pool: &PgPool) -> EventLog {
-    EventLog::new(pool.clone(), Arc::new(NoReadModels), Arc::new(NoBarrier))
+    EventLog::new(pool.clone(), Arc::new(NoReadModels), Arc::new(NoBarrier), Default::default())
 }
 
 /// Appends one event to `stream` at `expected_version` as a command does (a firm-serialized
