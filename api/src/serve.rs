@@ -59,6 +59,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             async move {
                 // A (re)connection, or messages this client dropped: what was announced
                 // meanwhile never reached this node, so only Postgres can tell it.
+                if let async_nats::Event::Connected = event {
+                    status.nats_connections.fetch_add(1, Ordering::Relaxed);
+                }
                 if matches!(event, async_nats::Event::Connected | async_nats::Event::SlowConsumer(_)) {
                     if let async_nats::Event::SlowConsumer(_) = event {
                         tracing::warn!("NATS messages were dropped on this node; reading the feed from Postgres");

@@ -3,6 +3,7 @@
 
 mod support;
 
+use futures::StreamExt;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -113,8 +114,20 @@ async fn with_nats_stopped_commands_succeed_nothing_stale_is_accepted_and_nodes_
 
     let nats = PrivateNats::start(port, store.clone());
     nats.ready().await;
+    let back = Instant::now();
     until("both nodes to be ready again", async || nats_reported(&a, true).await && nats_reported(&b, true).await)
         .await;
+    // Both nodes' feed readers follow JetStream again: a consumer each on the feed's stream
+    // (a restarted server has forgotten the ephemeral ones), within 2 s of NATS returning.
+    let names = commands::nats::NatsNames::new(&first.settings.nats_prefix)?;
+    let jetstream = async_nats::jetstream::new(async_nats::connect(nats.url()).await?);
+    until("both feed readers to follow JetStream again", async || {
+        let Ok(stream) = jetstream.get_stream(names.stream()).await else { return false };
+        let consumers: Vec<_> = stream.consumer_names().collect().await;
+        consumers.len() >= 2
+    })
+    .await;
+    assert!(back.elapsed() < Duration::from_secs(2), "the feed readers came back after {:?}", back.elapsed());
     for node in [&a, &b] {
         assert_eq!(status(node, doomed_secret).await, 401);
         assert_eq!(status(node, kept_secret).await, 200);

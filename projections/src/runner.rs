@@ -13,7 +13,7 @@ use commands::nats::{headers, NatsNames};
 use commands::store::{self, FeedPosition, RecordedEvent, StoreError};
 use futures::StreamExt;
 use sqlx::PgPool;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -57,6 +57,10 @@ pub struct ProjectionStatus {
     /// When (ms since the Unix epoch) the latest catch-up that reached the end of the feed
     /// began: everything committed before then is applied.
     pub caught_up_since_ms: AtomicI64,
+    /// Raised on every NATS (re)connection. A JetStream consumer made before a NATS server
+    /// restart keeps retrying its old server-side state for many seconds instead of ending, so
+    /// the runner makes a new one whenever this changes.
+    pub nats_connections: AtomicU64,
 }
 
 impl Default for ProjectionStatus {
@@ -68,6 +72,7 @@ impl Default for ProjectionStatus {
             applied: tokio::sync::watch::channel(FeedPosition::START).0,
             wake: tokio::sync::Notify::new(),
             caught_up_since_ms: AtomicI64::new(0),
+            nats_connections: AtomicU64::new(0),
         }
     }
 }
@@ -205,6 +210,7 @@ impl<P: Projection> Runner<P> {
 
     async fn follow(&mut self, shutdown: &CancellationToken) -> Result<(), ProjectionError> {
         // Subscribe before catching up, so nothing published meanwhile is missed.
+        let mut connection = self.status.nats_connections.load(Ordering::Relaxed);
         let mut messages = self.subscribe().await;
         self.status.following.store(messages.is_some(), Ordering::Relaxed);
         self.catch_up().await?;
@@ -222,6 +228,13 @@ impl<P: Projection> Runner<P> {
                     }
                 },
                 _ = poll.tick() => {
+                    let now_connection = self.status.nats_connections.load(Ordering::Relaxed);
+                    if now_connection != connection {
+                        // NATS came back (maybe a restarted server): a fresh consumer, now.
+                        connection = now_connection;
+                        messages = None;
+                        self.status.following.store(false, Ordering::Relaxed);
+                    }
                     self.poll_postgres(messages.is_some()).await?;
                     if messages.is_none() {
                         messages = self.subscribe().await;
