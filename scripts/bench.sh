@@ -209,6 +209,9 @@ log "4. seeding about $EVENTS events into $REBUILD_DB_URL"
 REBUILD_KEYS=$((EVENTS / (USED_PER_KEY + 1)))
 t0=$(now_ns)
 psql -q -X -v ON_ERROR_STOP=1 -v keys="$REBUILD_KEYS" -v per_key="$((USED_PER_KEY + 1))" "$REBUILD_DB_URL" <<'SQL'
+BEGIN;
+-- The log's writers hold the shared writer lock (docs/decisions.md, "The feed's horizon").
+SELECT pg_advisory_xact_lock_shared(1702064481, 2003986804);
 -- Each key: its real ApiKeyCreated payload (a seeded key's, with its own name and hash), then
 -- Used events, versions 1, 2, … per stream; all creations first, then rounds of use, as a log
 -- that has run for a while would hold them.
@@ -229,6 +232,7 @@ SELECT gen_random_uuid(), k.stream_id, 'api_key', v.version,
        t.firm_id, t.actor, now()
 FROM bench_keys AS k CROSS JOIN generate_series(1, :per_key) AS v(version) CROSS JOIN template AS t
 ORDER BY v.version, k.g;
+COMMIT;
 ANALYZE events;
 SQL
 REBUILD_SEED_S=$(seconds_since "$t0")
@@ -299,9 +303,9 @@ notes() {
   each the owner of its own firm; only requests that began and ended inside the window (after
   a 2 s warm-up) count. One creation is one Postgres transaction (the firm's advisory lock, the
   expected-version check, the event insert, the `api_keys` row, the audit entry with its chain
-  head and actor lookups), then a NOTIFY, then the barrier: even with one node the response
-  waits until the node's own runner has applied the event through the relay and JetStream,
-  and asks NATS which nodes are live. The limit is `pgbench -n -c C -j 2` on a scratch table in
+  head and actor lookups), then the barrier: the node folds the event into its own memory,
+  sends it to the other nodes over core NATS and waits for its own message to come back (and,
+  with two nodes, for the other node's reply). The limit is `pgbench -n -c C -j 2` on a scratch table in
   the same database, one `INSERT` of a uuid and a small jsonb per transaction, with this
   server's `synchronous_commit = on`: the commits per second the WAL flush allows here when the
   clients do nothing else. In the one-firm row all workers act for one firm, whose commands
@@ -311,7 +315,8 @@ notes() {
   the lag is always zero: the supporting line shows node B answering accordingly right after
   every response through node A, and what that wait costs. The raw lag is measured without
   the barrier: `esqase-bench-load lag` commits commands itself through the commands layer (the
-  same code and transaction as a node's command, then the same NOTIFY; nobody waits), at a
+  same code and transaction as a node's command; being outside the cluster it wakes the relays
+  with a NOTIFY sent in its transaction; nobody waits), at a
   steady rate, alternating key creations and allowed-domain edits of keys created earlier in
   the run. From the moment the command returns it polls `GET /v1/api-keys/current` on both
   nodes every 1 ms: a creation is applied when the new secret answers 200 instead of
@@ -336,8 +341,8 @@ notes() {
   and node B is asked right after it (the supporting line counts its refusals). Beside it: a
   contact creation through the same node (the data API: one transaction on a plain table, no
   event, no NATS, no barrier), the same revocations run earlier with node A alone, and a core
-  NATS request/reply (the barrier needs several NATS round trips: its own node's position, the
-  nodes stream's state, a consumer on it).
+  NATS request/reply (the barrier needs one: its commit message out to every node, their
+  replies back).
 - **What could mislead.** Everything runs on one 2-core machine that other work shares (see the
   load average): Postgres, NATS, the nodes, wrk, pgbench and the load generator compete for the
   cores, and absolute figures move by tens of percent from run to run; ratios measured back to
@@ -347,13 +352,10 @@ notes() {
   at a modest steady rate, not under saturation. A node that did not trust its cache would
   verify against Postgres and answer 200 at once; the nodes stayed connected to NATS throughout.
   The rebuilt log is one firm's synthetic keys, not a production mix of firms and members.
-- **Lag tails.** The relay reads the feed only below the oldest write transaction still open
-  anywhere in the Postgres cluster (docs/decisions.md), and other engineers' test suites share
-  this cluster: one of their long transactions holds the relay back until it ends (the relay
-  then reads the events at its next wake-up: the next commit's NOTIFY or its fallback poll).
-  The supporting line counts such transactions
-  during the lag run. On this machine the lag's p99 has ranged from about 10 ms to 1.4 s
-  between runs while the p50 stayed near 3 ms; read the p99 together with that line.
+- **Lag tails.** The relay reads the feed below the oldest open event-log writer of this
+  database only (docs/decisions.md, "The feed's horizon"); transactions elsewhere on the
+  cluster no longer hold it back. The supporting line still counts how often the cluster-wide
+  horizon (`pg_snapshot_xmin`) was held back during the run, which the old design waited on.
 NOTES
 }
 

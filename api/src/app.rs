@@ -31,6 +31,8 @@ pub struct AppState {
     pub verification: projections::verification::SharedVerification,
     /// Key uses counted on this node, flushed as Used events.
     pub usage: Arc<commands::usage::UsageRecorder>,
+    /// How long a request may take before it is answered 503 (see [`crate::deadline`]).
+    pub request_deadline: std::time::Duration,
     /// How far the verification runner has got, for `/readyz` and `/metrics`.
     pub verification_status: Arc<projections::runner::ProjectionStatus>,
 }
@@ -69,6 +71,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(refuse_oversized_bodies))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::deadline::deadline))
         .layer(middleware::from_fn(crate::cors::cors))
         .layer(middleware::from_fn(request_id))
         .with_state(state)

@@ -98,4 +98,8 @@ pub struct Settings {
     /// Most Postgres connections this process opens.
     #[arg(long, env = "ESQASE_DB_MAX_CONNECTIONS", default_value_t = 20, global = true)]
     pub db_max_connections: u32,
+    /// How long a request may take before it is answered 503 (a frozen Postgres answers
+    /// nothing), in milliseconds; a command whose COMMIT was sent is always waited for.
+    #[arg(long, env = "ESQASE_REQUEST_DEADLINE_MS", default_value_t = 2_000, global = true)]
+    pub request_deadline_ms: u64,
 }

@@ -4,6 +4,7 @@ pub mod app;
 pub mod caller;
 pub mod config;
 pub mod cors;
+pub mod deadline;
 pub mod error;
 pub mod extract;
 pub mod openapi;

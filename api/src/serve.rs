@@ -121,6 +121,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         verification,
         verification_status,
         usage: Arc::new(UsageRecorder::default()),
+        request_deadline: Duration::from_millis(settings.request_deadline_ms.max(1)),
     });
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;

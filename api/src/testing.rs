@@ -34,6 +34,8 @@ pub fn isolated_settings() -> Settings {
         signup: Signup::Open,
         session_ttl_hours: 12,
         db_max_connections: 10,
+        // Debug builds on a busy two-core CI machine: generous, so no test trips it by accident.
+        request_deadline_ms: 30_000,
     }
 }
 

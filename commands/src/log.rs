@@ -22,8 +22,15 @@ pub trait ReadModels: Send + Sync {
 #[async_trait::async_trait]
 pub trait Barrier: Send + Sync {
     /// Returns once every live node has applied `events` (just committed, in feed order), or
-    /// once the bound passes.
+    /// once no node can still be answering without them.
     async fn wait_for(&self, events: &[RecordedEvent]);
+
+    /// True if this barrier itself tells every node (and their relays) of each commit. A
+    /// process outside the cluster (a benchmark's writer, a tool) says false: its commits then
+    /// wake the relays with a NOTIFY sent inside the transaction.
+    fn announces_commits(&self) -> bool {
+        false
+    }
 }
 
 /// A barrier for processes that verify nothing (the CLI, some tests).
@@ -47,6 +54,10 @@ pub struct EventLog {
     /// Events appended by this process, for `/metrics`.
     appended: AtomicU64,
 }
+
+/// The Postgres channel on which a writer outside the cluster announces its commits to the
+/// relays (the nodes' own commits reach them over NATS).
+pub const FEED_CHANNEL: &str = "esqase_feed";
 
 /// One command's transaction, serialized with every other command of the same firm; an
 /// event-log writer (see [`WriterTx`]).
@@ -107,8 +118,14 @@ impl EventLog {
     /// Commits, wakes this node's relay, and returns once every node reflects `recorded`.
     ///
     /// No connection is taken after the commit: the barrier tells the other nodes (and wakes
-    /// their relays) over NATS.
-    pub async fn commit(&self, tx: CommandTx, recorded: &[RecordedEvent]) -> Result<(), CommandError> {
+    /// their relays) over NATS; outside the cluster a NOTIFY in the transaction wakes the relays.
+    pub async fn commit(&self, mut tx: CommandTx, recorded: &[RecordedEvent]) -> Result<(), CommandError> {
+        // Outside a request (usage flush, expiry sweep) there is no deadline to tell.
+        if !recorded.is_empty() && !self.barrier.announces_commits() {
+            // Delivered on commit; sent on the transaction's own connection, none other taken.
+            sqlx::query("SELECT pg_notify($1, '')").bind(FEED_CHANNEL).execute(&mut *tx.tx).await?;
+        }
+        let _ = COMMITTING.try_with(|committing| committing.store(true, Ordering::SeqCst));
         tx.tx.commit().await?;
         if recorded.is_empty() {
             return Ok(());
@@ -118,6 +135,14 @@ impl EventLog {
         self.barrier.wait_for(recorded).await;
         Ok(())
     }
+}
+
+tokio::task_local! {
+    /// Set by whoever serves a request under a deadline (the API's request deadline): raised
+    /// by [`EventLog::commit`] just before it sends COMMIT. From then on the outcome is not the
+    /// caller's to abandon: a COMMIT on the wire may succeed, and a committed command must
+    /// never be answered with an error, so the deadline waits for it instead.
+    pub static COMMITTING: Arc<std::sync::atomic::AtomicBool>;
 }
 
 /// The advisory lock key of a firm's command serialization.

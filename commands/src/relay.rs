@@ -5,9 +5,11 @@
 //! carries the event id as `Nats-Msg-Id`, so a republish after a crash is dropped by JetStream,
 //! and the checkpoint moves only after JetStream has acknowledged.
 
+use crate::log::FEED_CHANNEL;
 use crate::nats::{headers, NatsNames};
 use crate::store::{self, FeedPosition, StoreError};
 use async_nats::jetstream;
+use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -57,7 +59,8 @@ pub struct Relay {
     pub jetstream: jetstream::Context,
     /// Subject and stream names.
     pub names: NatsNames,
-    /// Raised by this node's commits, and by other nodes' commits as the cluster hears of them.
+    /// Raised by this node's commits, and by other nodes' commits as the cluster hears of them
+    /// (writers outside the cluster NOTIFY [`FEED_CHANNEL`] instead).
     pub wake: Arc<Notify>,
     /// Shared with `/metrics`.
     pub status: Arc<RelayStatus>,
@@ -102,6 +105,9 @@ impl Relay {
         crate::nats::ensure_stream(&self.jetstream, &self.names).await.map_err(|e| RelayError::Nats(e.to_string()))?;
         self.status.leader.store(true, Ordering::Relaxed);
         tracing::info!("relay leading");
+        // Writers outside the cluster announce their commits here (see `Barrier::announces_commits`).
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(FEED_CHANNEL).await?;
         let mut at = store::load_checkpoint(&mut conn, CHECKPOINT).await?;
         self.status.checkpoint_position.store(at.position, Ordering::Relaxed);
         loop {
@@ -110,6 +116,7 @@ impl Relay {
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
                     _ = self.wake.notified() => {}
+                    notification = listener.recv() => { notification?; }
                     _ = tokio::time::sleep(FALLBACK_POLL) => {}
                 }
                 continue;

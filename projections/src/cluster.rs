@@ -434,4 +434,8 @@ impl commands::Barrier for Cluster {
     async fn wait_for(&self, events: &[RecordedEvent]) {
         Cluster::wait_for(self, events).await;
     }
+
+    fn announces_commits(&self) -> bool {
+        true
+    }
 }
