@@ -316,7 +316,7 @@ notes() {
   every response through node A, and what that wait costs. The raw lag is measured without
   the barrier: `esqase-bench-load lag` commits commands itself through the commands layer (the
   same code and transaction as a node's command; being outside the cluster it wakes the relays
-  with a NOTIFY sent in its transaction; nobody waits), at a
+  with a NOTIFY after each commit; nobody waits), at a
   steady rate, alternating key creations and allowed-domain edits of keys created earlier in
   the run. From the moment the command returns it polls `GET /v1/api-keys/current` on both
   nodes every 1 ms: a creation is applied when the new secret answers 200 instead of

@@ -9,6 +9,16 @@ cd "$(dirname "$0")/.."
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
 
+# Test databases a killed run left behind (names carry a UUID v7, so their age): older than
+# 2 hours, dropped. Younger ones may belong to a run going on beside this one.
+echo "== sweeping test databases older than 2 hours"
+stale=$(psql "$DATABASE_URL" -qtAX -c "SELECT datname FROM pg_database
+    WHERE datname ~ '^esqase_test_[0-9a-f]{32}$' AND substr(datname, 25, 1) = '7'
+      AND to_timestamp(('x' || substr(datname, 13, 12))::bit(48)::bigint / 1000.0) < now() - interval '2 hours'" || true)
+for name in $stale; do
+    psql "$DATABASE_URL" -qtAX -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null && echo "dropped $name"
+done
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

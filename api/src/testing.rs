@@ -5,7 +5,8 @@ use crate::config::{Settings, Signup};
 use crate::serve::{start, Running};
 use std::net::SocketAddr;
 
-/// A service started for one test; its database is dropped when it is [`TestApp::stop`]ped.
+/// A service started for one test; its database is dropped when it is [`TestApp::stop`]ped,
+/// or when it is dropped without being stopped (a test that failed half-way).
 pub struct TestApp {
     /// Where it listens, e.g. `http://127.0.0.1:40123`.
     pub base_url: String,
@@ -58,13 +59,37 @@ impl TestApp {
             running.shutdown.cancel();
             running.wait().await?;
         }
-        commands::db::drop_database(&self.settings.database_url).await?;
-        if let Ok(client) = async_nats::connect(&self.settings.nats_url).await {
-            let js = async_nats::jetstream::new(client);
-            let names = commands::nats::NatsNames::new(&self.settings.nats_prefix)?;
-            // Best effort: the stream may never have been created if NATS was down.
-            let _ = js.delete_stream(names.stream()).await;
+        remove_traces(&self.settings).await
+    }
+}
+
+/// Drops the test's database (ending its connections) and deletes its JetStream stream.
+async fn remove_traces(settings: &Settings) -> anyhow::Result<()> {
+    commands::db::drop_database(&settings.database_url).await?;
+    if let Ok(client) = async_nats::connect(&settings.nats_url).await {
+        let js = async_nats::jetstream::new(client);
+        let names = commands::nats::NatsNames::new(&settings.nats_prefix)?;
+        // Best effort: the stream may never have been created if NATS was down.
+        let _ = js.delete_stream(names.stream()).await;
+    }
+    Ok(())
+}
+
+impl Drop for TestApp {
+    /// A test that panicked before `stop` still leaves nothing behind: the service is told to
+    /// stop and its database and stream are removed from a thread of their own (the test's
+    /// runtime may be the one unwinding).
+    fn drop(&mut self) {
+        let Some(running) = self.running.take() else { return };
+        running.shutdown.cancel();
+        let settings = self.settings.clone();
+        let removed = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(remove_traces(&settings))
+        })
+        .join();
+        if !matches!(removed, Ok(Ok(()))) {
+            eprintln!("could not remove test database {}", self.settings.database_url);
         }
-        Ok(())
     }
 }

@@ -27,7 +27,8 @@ pub trait Barrier: Send + Sync {
 
     /// True if this barrier itself tells every node (and their relays) of each commit. A
     /// process outside the cluster (a benchmark's writer, a tool) says false: its commits then
-    /// wake the relays with a NOTIFY sent inside the transaction.
+    /// wake the relays with a NOTIFY after the commit (on a second connection, so only tools
+    /// pay it; a node's commands take no connection after their commit).
     fn announces_commits(&self) -> bool {
         false
     }
@@ -118,17 +119,20 @@ impl EventLog {
     /// Commits, wakes this node's relay, and returns once every node reflects `recorded`.
     ///
     /// No connection is taken after the commit: the barrier tells the other nodes (and wakes
-    /// their relays) over NATS; outside the cluster a NOTIFY in the transaction wakes the relays.
-    pub async fn commit(&self, mut tx: CommandTx, recorded: &[RecordedEvent]) -> Result<(), CommandError> {
+    /// their relays) over NATS; outside the cluster a NOTIFY after it wakes the relays.
+    pub async fn commit(&self, tx: CommandTx, recorded: &[RecordedEvent]) -> Result<(), CommandError> {
         // Outside a request (usage flush, expiry sweep) there is no deadline to tell.
-        if !recorded.is_empty() && !self.barrier.announces_commits() {
-            // Delivered on commit; sent on the transaction's own connection, none other taken.
-            sqlx::query("SELECT pg_notify($1, '')").bind(FEED_CHANNEL).execute(&mut *tx.tx).await?;
-        }
         let _ = COMMITTING.try_with(|committing| committing.store(true, Ordering::SeqCst));
         tx.tx.commit().await?;
         if recorded.is_empty() {
             return Ok(());
+        }
+        if !self.barrier.announces_commits() {
+            // Not inside the transaction: a NOTIFY there takes a cluster-wide lock held through
+            // the commit's WAL flush, which serializes every notifying commit on the server.
+            if let Err(error) = sqlx::query("SELECT pg_notify($1, '')").bind(FEED_CHANNEL).execute(&self.pool).await {
+                tracing::warn!(%error, "could not wake the relays; their fallback poll will find the events");
+            }
         }
         self.appended.fetch_add(recorded.len() as u64, Ordering::Relaxed);
         self.committed.notify_one();

@@ -143,26 +143,15 @@ impl WriterTx {
     /// Begins a writer; `exclusive`, if given, is a transaction-scoped advisory lock taken in
     /// the same round trip (a command's serialization key).
     pub async fn begin(pool: &PgPool, exclusive: Option<i64>) -> Result<WriterTx, StoreError> {
-        let mut tx = pool.begin().await?;
         let (class, object) = WRITER_LOCK;
-        match exclusive {
+        // One round trip: BEGIN and the locks as one simple query (integers only, no text).
+        let begin = match exclusive {
             Some(key) => {
-                sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2), pg_advisory_xact_lock($3)")
-                    .bind(class)
-                    .bind(object)
-                    .bind(key)
-                    .execute(&mut *tx)
-                    .await?
+                format!("BEGIN; SELECT pg_advisory_xact_lock_shared({class}, {object}), pg_advisory_xact_lock({key})")
             }
-            None => {
-                sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
-                    .bind(class)
-                    .bind(object)
-                    .execute(&mut *tx)
-                    .await?
-            }
+            None => format!("BEGIN; SELECT pg_advisory_xact_lock_shared({class}, {object})"),
         };
-        Ok(WriterTx { tx })
+        Ok(WriterTx { tx: pool.begin_with(begin).await? })
     }
 
     /// Commits: the events become readable in the feed.

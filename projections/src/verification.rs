@@ -26,21 +26,18 @@ use uuid::Uuid;
 /// A key, as verification needs it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CachedKey {
-    /// The key's id.
     pub id: Uuid,
-    /// Its firm.
     pub firm: Uuid,
     /// Whose access it inherits.
     pub creator: Uuid,
-    /// Its scopes.
     pub scopes: PermissionSet,
     /// Where a browser may use it from.
     pub allowed_domains: AllowedDomains,
-    /// When it stops working.
+    /// When it stops working (it is refused from that instant, recorded or not).
     pub expires_at: Option<Timestamp>,
-    /// False once revoked.
+    /// True once revoked, for good.
     pub revoked: bool,
-    /// False once the sweeper recorded its expiry.
+    /// True once the sweeper has recorded its expiry (an event).
     pub expired_recorded: bool,
     /// Its stream's version as applied here.
     pub version: i32,

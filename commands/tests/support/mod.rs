@@ -67,7 +67,8 @@ impl TestDb {
     /// Creates `esqase_test_<uuid>` on the server of `DATABASE_URL`, with a pool of up to
     /// `max_connections`.
     pub async fn new(max_connections: u32) -> TestDb {
-        let url = database_url(&format!("esqase_test_{}", Uuid::new_v4().simple()));
+        // Version 7: the name tells its age, for scripts/test.sh's sweep of left-overs.
+        let url = database_url(&format!("esqase_test_{}", Uuid::now_v7().simple()));
         let pool = commands::db::connect(&url, max_connections)
             .await
             .unwrap_or_else(|e| panic!("cannot create the test database (is Postgres running at DATABASE_URL?): {e}"));
