@@ -553,3 +553,83 @@ async fn the_secret_is_in_no_table_no_stream_message_and_no_log_line() -> anyhow
     }
     Ok(())
 }
+
+/// Every row of the read models' tables, as text, in a stable order.
+async fn read_model_rows(pool: &sqlx::PgPool) -> anyhow::Result<Vec<String>> {
+    let mut rows = Vec::new();
+    for (table, order) in
+        [("firms", "id"), ("role_permissions", "firm_id, role"), ("members", "id"), ("api_keys", "id")]
+    {
+        let sql = format!("SELECT t::text FROM {table} t ORDER BY {order}");
+        let texts: Vec<String> = sqlx::query_scalar(&sql).fetch_all(pool).await?;
+        rows.extend(texts.into_iter().map(|row| format!("{table} {row}")));
+    }
+    Ok(rows)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuilding_the_read_models_gives_the_same_rows_uses_included() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    let client = Client::new(&app);
+    let owner = owner_of_new_firm(&client).await;
+    let mut secrets = Vec::new();
+    for n in 0..4 {
+        let created = create_key(&client, &owner, &key_named(&format!("Sync {n}"))).await;
+        secrets.push(created["secret"].as_str().unwrap().to_owned());
+        let edit = client
+            .put(
+                &format!("/v1/api-keys/{}/allowed-domains", key_id(&created)),
+                &owner.token,
+                &json!({"allowed_domains": ["a.test"]}),
+            )
+            .await;
+        assert_eq!(edit.status, 200, "{}", edit.text);
+    }
+    // Several rounds of use, each flushed as Used events (every 200 ms in tests), between which
+    // one key is revoked: runs of Used events with other events in between.
+    let pool = sqlx::PgPool::connect(&app.settings.database_url).await?;
+    let used = async || -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'ApiKeyUsed'")
+            .fetch_one(&pool)
+            .await
+            .expect("count Used events")
+    };
+    for round in 0..3 {
+        let before_round = used().await;
+        for secret in &secrets {
+            let answer =
+                Client::answer(client.http.get(format!("{}/v1/api-keys/current", client.base_url)).bearer_auth(secret))
+                    .await;
+            assert!(answer.status == 200 || answer.status == 401, "{}", answer.text);
+        }
+        support::eventually("the round's uses to be flushed", async || (used().await > before_round).then_some(()))
+            .await;
+        if round == 1 {
+            let listed = client.get("/v1/api-keys?limit=1", &owner.token).await;
+            let id = listed.body["data"][0]["id"].as_str().unwrap();
+            assert_eq!(
+                client.post(&format!("/v1/api-keys/{id}/revoke"), Some(&owner.token), &json!({})).await.status,
+                200
+            );
+        }
+    }
+    let before = read_model_rows(&pool).await?;
+    let used_keys: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE last_used_at IS NOT NULL").fetch_one(&pool).await?;
+    assert!(used_keys >= 3, "the keys show their uses ({used_keys})");
+    let replayed = projections::rebuild::rebuild(&pool, "read_models").await?;
+    assert!(replayed > 20, "{replayed} events replayed");
+    assert_eq!(read_model_rows(&pool).await?, before, "a rebuild changed the read models");
+    // And what both show is what the log says: each key's latest use, its last version.
+    let off: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM api_keys k
+         WHERE k.last_used_at IS DISTINCT FROM (SELECT max((e.payload->>'last_used_at')::timestamptz) FROM events e
+                                                 WHERE e.stream_id = k.id AND e.event_type = 'ApiKeyUsed')
+            OR k.version <> (SELECT max(e.version) FROM events e WHERE e.stream_id = k.id)",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(off, 0, "keys whose last use or version differs from their events");
+    pool.close().await;
+    app.stop().await
+}

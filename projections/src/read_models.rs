@@ -6,8 +6,10 @@
 
 use commands::RecordedEvent;
 use domain::events::RevocationReason;
-use domain::{Event, Role};
+use domain::{Event, Role, Timestamp};
 use sqlx::PgConnection;
+use std::collections::HashMap;
+use uuid::Uuid;
 
 /// The name under which `projections rebuild` knows this fold.
 pub const NAME: &str = "read_models";
@@ -21,11 +23,68 @@ pub struct PgReadModels;
 #[async_trait::async_trait]
 impl commands::ReadModels for PgReadModels {
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        apply_all(conn, events).await?;
+        // The audit log is folded in the same transaction (its own tables, its own module; it
+        // reads names from the log, not from these tables, so the order between them is free).
         for event in events {
-            apply(conn, event).await?;
-            // The audit log is folded in the same transaction (its own tables, its own module).
             crate::audit::apply(conn, event).await?;
         }
+        Ok(())
+    }
+}
+
+/// Folds `events` in feed order, as [`apply`] one at a time would, except that each run of
+/// consecutive Used events (a usage flush; most of a long-lived log) is one statement.
+pub async fn apply_all(conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+    let mut uses = Uses::default();
+    for event in events {
+        match &event.event {
+            Event::ApiKeyUsed { last_used_at, .. } => uses.add(event.stream_id, event.version, *last_used_at),
+            _ => {
+                uses.write(conn).await?;
+                apply(conn, event).await?;
+            }
+        }
+    }
+    uses.write(conn).await
+}
+
+/// Used events waiting to be written, one entry per key: the latest version and use.
+///
+/// Writing a run at once is the same as one by one: a Used event only raises `last_used_at`
+/// (never lowers it) and the version, so the greatest use of the run is what the row ends
+/// with, and one the row already reflects was folded into its `last_used_at` before.
+#[derive(Default)]
+struct Uses {
+    by_key: HashMap<Uuid, (i32, Timestamp)>,
+}
+
+impl Uses {
+    fn add(&mut self, key: Uuid, version: i32, at: Timestamp) {
+        let entry = self.by_key.entry(key).or_insert((version, at));
+        *entry = (entry.0.max(version), entry.1.max(at));
+    }
+
+    async fn write(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if self.by_key.is_empty() {
+            return Ok(());
+        }
+        let (mut keys, mut versions, mut uses) = (Vec::new(), Vec::new(), Vec::new());
+        for (key, (version, at)) in self.by_key.drain() {
+            keys.push(key);
+            versions.push(version);
+            uses.push(at);
+        }
+        sqlx::query(
+            "UPDATE api_keys k SET last_used_at = GREATEST(k.last_used_at, u.at), version = u.version
+             FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS u(id, version, at)
+             WHERE k.id = u.id AND k.version < u.version",
+        )
+        .bind(&keys)
+        .bind(&versions)
+        .bind(&uses)
+        .execute(conn)
+        .await?;
         Ok(())
     }
 }

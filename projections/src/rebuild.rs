@@ -41,12 +41,12 @@ pub async fn rebuild(pool: &PgPool, name: &str) -> Result<u64, RebuildError> {
         if events.is_empty() {
             break;
         }
-        for event in &events {
-            if audit {
+        if audit {
+            for event in &events {
                 crate::audit::apply(&mut tx, event).await?;
-            } else {
-                crate::read_models::apply(&mut tx, event).await?;
             }
+        } else {
+            crate::read_models::apply_all(&mut tx, &events).await?;
         }
         replayed += events.len() as u64;
         at = events.last().map_or(at, |e| e.feed);

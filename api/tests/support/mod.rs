@@ -167,3 +167,15 @@ pub fn key_named(name: &str) -> Value {
 pub fn random_uuid() -> String {
     uuid::Uuid::now_v7().to_string()
 }
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics with `what` after 20 s.
+pub async fn eventually<T>(what: &str, check: impl AsyncFn() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
