@@ -21,6 +21,8 @@ pub struct AppState {
     pub commands: Commands,
     /// Whether `POST /v1/firms` is open (`ESQASE_SIGNUP`).
     pub signup_open: bool,
+    /// Whether the browser session cookie is marked `Secure` (`ESQASE_SECURE_COOKIES`).
+    pub secure_cookies: bool,
     /// The NATS connection, checked by `/readyz`.
     pub nats: async_nats::Client,
     /// When (ms since the Unix epoch) the NATS connection was last (re)established.
@@ -65,6 +67,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 /// The whole application.
 pub fn router(state: Arc<AppState>) -> Router {
     routes()
+        .merge(crate::web::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -10,3 +10,4 @@ pub mod openapi;
 pub mod routes;
 pub mod serve;
 pub mod testing;
+pub mod web;

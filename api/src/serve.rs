@@ -109,6 +109,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let state = Arc::new(AppState {
         commands: Commands { log, session_ttl: chrono::TimeDelta::hours(i64::from(settings.session_ttl_hours)) },
         signup_open: settings.signup == Signup::Open,
+        secure_cookies: settings.secure_cookies,
         nats,
         nats_connected_at_ms,
         relay: relay_status,

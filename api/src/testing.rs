@@ -33,6 +33,7 @@ pub fn isolated_settings() -> Settings {
         expiry_sweep_ms: 500,
         signup: Signup::Open,
         session_ttl_hours: 12,
+        secure_cookies: false,
         db_max_connections: 10,
     }
 }
