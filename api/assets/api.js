@@ -34,6 +34,20 @@ export async function api(method, path, body, headers = {}) {
   return { status: response.status, ok: response.ok, data };
 }
 
+/**
+ * Clears a field's error as soon as the person edits it, so an old message never sits next to
+ * a corrected value.
+ */
+export function clearErrorsOnEdit(root) {
+  root.addEventListener("input", (event) => {
+    const control = event.target;
+    if (!(control instanceof Element) || !control.name) return;
+    const line = root.querySelector(`[data-error-for="${CSS.escape(control.name)}"]`);
+    if (line) line.textContent = "";
+    for (const named of root.querySelectorAll(`[name="${CSS.escape(control.name)}"]`)) named.removeAttribute("aria-invalid");
+  });
+}
+
 /** Clears every field error and the form-level error inside `root`. */
 export function clearErrors(root) {
   for (const line of root.querySelectorAll("[data-error-for]")) line.textContent = "";
@@ -82,7 +96,10 @@ export function showProblem(root, answer) {
 
 /** A sentence for a failed answer. */
 export function describe(answer) {
-  if (answer.status === 401) return "Your session has ended. Sign in again to continue.";
+  const code = answer.data && answer.data.code;
+  if (code === "invalid_session" || code === "invalid_credentials") {
+    return "Your session has ended. Sign in again to continue.";
+  }
   const detail = answer.data && answer.data.detail;
   return detail ? capitalize(detail) + (detail.endsWith(".") ? "" : ".") : `Something went wrong (HTTP ${answer.status}). Try again.`;
 }

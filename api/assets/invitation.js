@@ -1,7 +1,7 @@
 // Accepting an invitation: the token arrives in the link's fragment (#token=…), which no
 // server ever sees. It is read once, dropped from the address bar and history, and posted to
 // POST /v1/invitations/accept with the chosen password; the answer signs the browser in.
-import { api, clearErrors, showProblem } from "./api.js";
+import { api, clearErrors, clearErrorsOnEdit, showProblem } from "./api.js";
 
 const form = document.querySelector("[data-accept-invitation]");
 const token = new URLSearchParams(window.location.hash.slice(1)).get("token");
@@ -10,6 +10,7 @@ if (window.location.hash) {
 }
 
 if (form) {
+  clearErrorsOnEdit(form);
   const formError = form.querySelector("[data-form-error]");
   if (!token) {
     formError.textContent = "This page needs the link from your invitation email. Open that link again.";

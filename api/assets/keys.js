@@ -2,7 +2,7 @@
 // and the row's "..." menu with Revoke. Each sends its command to /v1/api-keys; the page then
 // reloads, so the table is always the server's.
 import "./app.js";
-import { api, clearErrors, describe, showProblem } from "./api.js";
+import { api, clearErrors, clearErrorsOnEdit, describe, showProblem } from "./api.js";
 
 const createDialog = document.getElementById("create-key-dialog");
 const copyDialog = document.getElementById("copy-key-dialog");
@@ -25,6 +25,7 @@ function updateCreateButton() {
   createSubmit.disabled = !(named && scoped);
 }
 createForm.addEventListener("input", updateCreateButton);
+clearErrorsOnEdit(createForm);
 createForm.addEventListener("change", updateCreateButton);
 
 for (const opener of document.querySelectorAll("[data-open-create]")) {
@@ -106,6 +107,7 @@ function showSecretOnce(secret) {
 // Edit allowed domains.
 const domainsForm = domainsDialog.querySelector("[data-edit-domains-form]");
 let domainsKeyId = null;
+clearErrorsOnEdit(domainsForm);
 for (const button of document.querySelectorAll("[data-edit-domains]")) {
   button.addEventListener("click", () => {
     domainsKeyId = button.dataset.keyId;

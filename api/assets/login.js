@@ -1,8 +1,9 @@
 // Sign in: POST /v1/sessions asking for the browser cookie, then on to where the visit began.
-import { api, clearErrors, showProblem } from "./api.js";
+import { api, clearErrors, clearErrorsOnEdit, showProblem } from "./api.js";
 
 const form = document.querySelector("[data-login]");
 if (form) {
+  clearErrorsOnEdit(form);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors(form);

@@ -70,7 +70,10 @@ pub async fn page(
             (empty_state(status))
         } @else {
             (table(&keys, me.time_zone))
-            (pager(&keys, status, limit.as_deref()))
+            div class="table-footer" {
+                p class="table-note" { "Dates and times are in " (me.time_zone.name()) ", your firm's time zone." }
+                (pager(&keys, status, limit.as_deref()))
+            }
         }
         (create_dialog(&me))
         (copy_dialog())
@@ -164,7 +167,10 @@ fn row(key: &ApiKeyView, zone: FirmTimeZone) -> Markup {
             }
             td {
                 @match &key.last_used_at {
-                    Some(t) => time datetime=(text::iso(t)) { (text::date_time(t, zone)) },
+                    Some(t) => time class="when" datetime=(text::iso(t)) {
+                        span { (text::date(t, zone)) }
+                        span class="when-time" { (text::time_of_day(t, zone)) }
+                    },
                     None => (dash()),
                 }
             }
@@ -184,9 +190,9 @@ fn row(key: &ApiKeyView, zone: FirmTimeZone) -> Markup {
                         }
                         div class="menu-anchor" {
                             button type="button" class="button button-small button-icon" data-menu-button
+                                aria-label=(format!("More actions for {}", key.name))
                                 aria-haspopup="menu" aria-expanded="false" aria-controls=(format!("menu-{id}")) {
-                                span aria-hidden="true" { "..." }
-                                span class="visually-hidden" { "More actions for " (key.name) }
+                                "..."
                             }
                             div class="menu" role="menu" id=(format!("menu-{id}")) aria-label=(format!("Actions for {}", key.name)) hidden {
                                 button type="button" role="menuitem" class="menu-item menu-item-danger" data-revoke
@@ -301,7 +307,7 @@ fn copy_dialog() -> Markup {
                     " Esqase keeps only a hashed version, so it cannot show this key again. Store it now in your secrets manager or environment; if you lose it, revoke it and create a new one."
                 }
                 div class="secret-box" {
-                    code class="secret" data-secret aria-label="Your new API key" {}
+                    code class="secret" data-secret {}
                     button type="button" class="button" data-copy { "Copy" }
                 }
                 p class="hint" role="status" data-copy-status {}

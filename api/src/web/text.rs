@@ -70,6 +70,11 @@ pub fn date_time(t: &DateTime<Utc>, zone: FirmTimeZone) -> String {
     t.with_timezone(&zone.tz()).format("%b %-d, %Y, %H:%M").to_string()
 }
 
+/// The time of day in the firm's time zone, with the zone's abbreviation: "09:30 EST".
+pub fn time_of_day(t: &DateTime<Utc>, zone: FirmTimeZone) -> String {
+    t.with_timezone(&zone.tz()).format("%H:%M %Z").to_string()
+}
+
 /// The machine-readable form for `<time datetime>`.
 pub fn iso(t: &DateTime<Utc>) -> String {
     domain::format_time(t)
