@@ -68,7 +68,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 pub fn router(state: Arc<AppState>) -> Router {
     routes()
         .merge(crate::web::router())
-        .fallback(|| async { ApiError::NotFound })
+        .fallback(crate::web::not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(refuse_oversized_bodies))

@@ -107,6 +107,24 @@ async fn pages_carry_the_security_headers_and_are_never_cached() {
 }
 
 #[tokio::test]
+async fn an_unknown_page_is_a_page_for_a_browser_and_a_problem_for_the_api() {
+    let app = TestApp::spawn().await.expect("the service starts");
+    let http = reqwest::Client::new();
+    let browser = Client::answer(
+        http.get(format!("{}/settings/nothing-here", app.base_url)).header("Accept", "text/html,application/xhtml+xml"),
+    )
+    .await;
+    assert_eq!(browser.status, 404);
+    assert_eq!(browser.header("content-type"), "text/html; charset=utf-8");
+    assert!(browser.text.contains("There is no page at this address."));
+    assert_eq!(browser.header("x-content-type-options"), "nosniff");
+    page(&app, "/settings/nothing-here", None).await.assert_problem(404, "not_found");
+    let api = Client::answer(http.get(format!("{}/v1/nothing-here", app.base_url)).header("Accept", "text/html")).await;
+    api.assert_problem(404, "not_found");
+    app.stop().await.expect("stops");
+}
+
+#[tokio::test]
 async fn assets_are_served_from_the_binary_with_their_types() {
     let app = TestApp::spawn().await.expect("the service starts");
     for (file, content_type) in [

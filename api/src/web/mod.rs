@@ -20,7 +20,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -50,13 +50,32 @@ pub fn router() -> Router<Arc<AppState>> {
 
 /// Headers on every page and asset: the CSP, no MIME sniffing, no referrer (a page's URL never
 /// leaves the service).
-async fn security_headers(mut response: Response) -> Response {
+async fn security_headers(response: Response) -> Response {
+    with_security_headers(response)
+}
+
+fn with_security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
+}
+
+/// What an unknown path answers: a page for a person's browser (it asks for HTML, and the path
+/// is not the JSON API's), the usual `404 not_found` problem for everything else.
+pub async fn not_found(headers: HeaderMap, uri: Uri) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.split(',').any(|kind| kind.trim().starts_with("text/html")));
+    if wants_html && !uri.path().starts_with("/v1/") {
+        let page = layout::error_page(StatusCode::NOT_FOUND, "There is no page at this address.");
+        with_security_headers(html(StatusCode::NOT_FOUND, page))
+    } else {
+        ApiError::NotFound.into_response()
+    }
 }
 
 /// A rendered page: HTML, never cached (a page can show what only this member may see).

@@ -52,15 +52,22 @@ pub fn is_safe(method: &Method) -> bool {
 /// a browser that sends `Sec-Fetch-Site` must say `same-origin`; one that does not must send an
 /// `Origin` whose host is the request's own `Host`. Anything else is `cross_site_request`.
 pub fn require_same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        return if site.as_bytes() == b"same-origin" { Ok(()) } else { Err(ApiError::CrossSiteRequest) };
-    }
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    match (host, origin) {
-        (Some(host), Some(origin)) if origin_host(origin).is_some_and(|o| o.eq_ignore_ascii_case(host)) => Ok(()),
-        _ => Err(ApiError::CrossSiteRequest),
+    let same_origin = match site {
+        Some(site) => site == "same-origin",
+        None => match (host, origin) {
+            (Some(host), Some(origin)) => origin_host(origin).is_some_and(|o| o.eq_ignore_ascii_case(host)),
+            _ => false,
+        },
+    };
+    if same_origin {
+        return Ok(());
     }
+    // Worth seeing in the logs: a page elsewhere tried to act with a member's session.
+    tracing::warn!(sec_fetch_site = site, origin, host, "cookie request from another site refused");
+    Err(ApiError::CrossSiteRequest)
 }
 
 /// The `host[:port]` of an `http` or `https` origin; `None` for `null` or any other scheme.
