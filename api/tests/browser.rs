@@ -309,6 +309,15 @@ impl Walk {
         Ok(())
     }
 
+    /// Saves the viewport under `target/browser-shots/` for a person to look at (not the docs).
+    async fn review_shot(&self, name: &str) -> Result<()> {
+        let png = self.browser.screenshot().await?;
+        let dir = workspace().join("target").join("browser-shots");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(format!("{name}.png")), png)?;
+        Ok(())
+    }
+
     async fn script(&self, js: &str) -> Result<Value> {
         Ok(self.browser.execute(js, vec![]).await?)
     }
@@ -354,6 +363,7 @@ async fn admin_walk(app: &TestApp, walk: &Walk) -> Result<()> {
     walk.field("Email").await?.send_keys("olivia@halemoreno.test").await?;
     walk.button("Sign in").await?.click().await?;
     walk.expect_text("The email or password is wrong.").await?;
+    walk.review_shot("login-wrong-password").await?;
     walk.field("Password").await?.clear().await?;
     walk.field("Password").await?.send_keys(PASSWORD).await?;
     walk.button("Sign in").await?.click().await?;
@@ -569,6 +579,7 @@ async fn admin_walk(app: &TestApp, walk: &Walk) -> Result<()> {
     walk.button("Export CSV").await?;
     walk.button("Export JSON Lines").await?;
     walk.axe("/settings/audit-log").await?;
+    walk.review_shot("audit-log").await?;
 
     // Roles and permissions: the owner grants API keys to attorneys, at once.
     walk.one("the sidebar's Roles and permissions", "//nav//a[normalize-space(.)='Roles and permissions']")
@@ -589,6 +600,7 @@ async fn admin_walk(app: &TestApp, walk: &Walk) -> Result<()> {
     let roles = client.get("/v1/roles", &owner.token).await;
     assert!(roles.text.contains(r#""role":"attorney","permissions":["contacts:read","contacts:write","matters:read","matters:write","leads:read","leads:write","practice_areas:read","practice_areas:write","matter_types:read","matter_types:write","api_keys"]"#), "{}", roles.text);
     walk.axe("/settings/roles").await?;
+    walk.review_shot("roles").await?;
 
     // Readable at 360 px: nothing wider than the screen but the table, which scrolls in place.
     walk.browser.set_window_size(360, 780).await?;
@@ -605,11 +617,7 @@ async fn admin_walk(app: &TestApp, walk: &Walk) -> Result<()> {
             .await?;
         assert!(overflow.as_i64().is_some_and(|o| o <= 0), "{page} is wider than the screen by {overflow}: {wide}");
         walk.axe(&format!("{page} at 360 px")).await?;
-        // For a person to look at; not part of the docs.
-        let png = walk.browser.screenshot().await?;
-        let dir = workspace().join("target").join("browser-shots");
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join(format!("{}-360.png", page.trim_start_matches('/').replace('/', "-"))), png)?;
+        walk.review_shot(&format!("{}-360", page.trim_start_matches('/').replace('/', "-"))).await?;
     }
     walk.browser.set_window_size(1440, 900).await?;
 
@@ -653,6 +661,7 @@ async fn attorney_walk(app: &TestApp, walk: &Walk) -> Result<()> {
     let href = walk.script("return location.href").await?;
     assert!(!href.to_string().contains(token), "the token leaves the address bar: {href}");
     walk.axe("/invitations/accept").await?;
+    walk.review_shot("accept-invitation").await?;
     walk.field("Password").await?.send_keys("short").await?;
     walk.button("Set password and sign in").await?.click().await?;
     walk.until("the password error shows", || async {
@@ -670,6 +679,7 @@ async fn attorney_walk(app: &TestApp, walk: &Walk) -> Result<()> {
     walk.goto("/settings/developers").await?;
     walk.expect_text("You don't have access to this page").await?;
     walk.axe("/settings/developers (no access)").await?;
+    walk.review_shot("no-access").await?;
     walk.goto("/settings/roles").await?;
     walk.expect_text("What each role in your firm may do. Only the firm's owner can change this.").await?;
     assert!(!walk.checkbox("Attorney: API keys").await?.is_enabled().await?, "only the owner can change it");

@@ -84,11 +84,11 @@ pub async fn page(
                 label for="filter-actor" { "Member ID" }
                 input id="filter-actor" name="actor_id" type="text" value=(value("actor_id")) spellcheck="false";
             }
-            div class="field" {
+            div class="field field-time" {
                 label for="filter-since" { "Since" }
                 input id="filter-since" name="since" type="text" value=(value("since")) placeholder="2026-11-27T00:00:00Z";
             }
-            div class="field" {
+            div class="field field-time" {
                 label for="filter-until" { "Until" }
                 input id="filter-until" name="until" type="text" value=(value("until")) placeholder="2026-12-01T00:00:00Z";
             }
@@ -104,7 +104,10 @@ pub async fn page(
             }
         } @else {
             (table(&entries, me.time_zone))
-            (pager(&entries, &filter_pairs))
+            div class="table-footer" {
+                p class="table-note" { "Times are in " (me.time_zone.name()) ", your firm's time zone." }
+                (pager(&entries, &filter_pairs))
+            }
         }
     };
     Ok(html(StatusCode::OK, app_page(&shell, Nav::AuditLog, "Audit log", None, content)))

@@ -85,6 +85,10 @@ pub async fn accept_invitation() -> Response {
             markup! {
                 main id="main" class="centered" {
                     div class="card card-narrow" {
+                        div class="brand brand-centered" {
+                            span class="brand-mark" aria-hidden="true" { "E" }
+                            span class="brand-name" { "Esqase" }
+                        }
                         h1 { "Accept your invitation" }
                         p class="muted" { "Choose a password to join your firm on Esqase. It needs at least 12 characters." }
                         form class="stack" method="post" data-accept-invitation novalidate {
