@@ -112,7 +112,7 @@ fn status_words(status: KeyStatus) -> &'static str {
 fn table(keys: &Page<ApiKeyView>, zone: FirmTimeZone) -> Markup {
     markup! {
         div class="table-wrap" role="region" aria-label="API keys" tabindex="0" {
-            table class="table" {
+            table class="table keys-table" {
                 thead {
                     tr {
                         th scope="col" { "Name" }
@@ -145,15 +145,15 @@ fn row(key: &ApiKeyView, zone: FirmTimeZone) -> Markup {
     markup! {
         tr data-key-row {
             th scope="row" class="key-name" { (key.name) }
-            td { code class="preview" { (key.preview) } }
-            td {
+            td data-label="Key" { code class="preview" { (key.preview) } }
+            td data-label="Scopes" {
                 ul class="badges" {
                     @for badge in text::scope_badges(&key.scopes) {
                         li class="badge" { (badge) }
                     }
                 }
             }
-            td {
+            td data-label="Allowed domains" {
                 @if key.allowed_domains.is_empty() {
                     span class="muted" { "Any" }
                 } @else {
@@ -162,10 +162,10 @@ fn row(key: &ApiKeyView, zone: FirmTimeZone) -> Markup {
                     }
                 }
             }
-            td {
+            td data-label="Status" {
                 span class=(format!("status status-{}", key.status.as_str())) { (status_words(key.status)) }
             }
-            td {
+            td data-label="Last used" {
                 @match &key.last_used_at {
                     Some(t) => time class="when" datetime=(text::iso(t)) {
                         span { (text::date(t, zone)) }
@@ -174,14 +174,14 @@ fn row(key: &ApiKeyView, zone: FirmTimeZone) -> Markup {
                     None => (dash()),
                 }
             }
-            td {
+            td data-label="Expires" {
                 @match &key.expires_at {
                     Some(t) => time datetime=(text::iso(t)) { (text::date(t, zone)) },
                     None => (dash()),
                 }
             }
-            td { (key.created_by.name) }
-            td class="actions" {
+            td data-label="Created by" { (key.created_by.name) }
+            td data-label="Actions" class="actions" {
                 @if key.status == KeyStatus::Active {
                     div class="row-actions" {
                         button type="button" class="button button-small" data-edit-domains
