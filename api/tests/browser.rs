@@ -137,7 +137,7 @@ impl Walk {
         })
     }
 
-    /// Waits until `check` holds (10 s at most).
+    /// Waits until `check` holds (20 s at most: CI runs every test at once on two cores).
     async fn until<F, Fut>(&self, what: &str, mut check: F) -> Result<()>
     where
         F: FnMut() -> Fut,
@@ -148,7 +148,7 @@ impl Walk {
             if check().await.unwrap_or(false) {
                 return Ok(());
             }
-            if started.elapsed() > Duration::from_secs(10) {
+            if started.elapsed() > Duration::from_secs(20) {
                 bail!("timed out waiting until {what} (at {})", self.path().await.unwrap_or_default());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -166,7 +166,7 @@ impl Walk {
         Ok(shown)
     }
 
-    /// The one displayed element an XPath finds, waiting for it to appear.
+    /// The one displayed element an XPath finds, waiting (20 s at most) for it to appear.
     async fn one(&self, what: &str, xpath: &str) -> Result<Element> {
         let started = Instant::now();
         loop {
@@ -174,7 +174,7 @@ impl Walk {
             if shown.len() == 1 {
                 return shown.pop().ok_or_else(|| anyhow!("{what} vanished"));
             }
-            if started.elapsed() > Duration::from_secs(10) {
+            if started.elapsed() > Duration::from_secs(20) {
                 bail!("{what}: {} displayed for {xpath} (at {})", shown.len(), self.path().await.unwrap_or_default());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
