@@ -21,6 +21,8 @@ pub struct AppState {
     pub commands: Commands,
     /// Whether `POST /v1/firms` is open (`ESQASE_SIGNUP`).
     pub signup_open: bool,
+    /// Whether the browser session cookie is marked `Secure` (`ESQASE_SECURE_COOKIES`).
+    pub secure_cookies: bool,
     /// The NATS connection, checked by `/readyz`.
     pub nats: async_nats::Client,
     /// This node in the cluster: whether its verification state may answer on its own.
@@ -67,7 +69,8 @@ pub fn routes() -> Router<Arc<AppState>> {
 /// The whole application.
 pub fn router(state: Arc<AppState>) -> Router {
     routes()
-        .fallback(|| async { ApiError::NotFound })
+        .merge(crate::web::router())
+        .fallback(crate::web::not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(refuse_oversized_bodies))

@@ -95,6 +95,10 @@ pub struct Settings {
     /// How long a member's session lasts, in hours.
     #[arg(long, env = "ESQASE_SESSION_TTL_HOURS", default_value_t = 12, global = true)]
     pub session_ttl_hours: u32,
+    /// Mark the browser session cookie `Secure` (sent over HTTPS only): set it whenever the
+    /// service is reached over TLS, directly or through a proxy.
+    #[arg(long, env = "ESQASE_SECURE_COOKIES", global = true)]
+    pub secure_cookies: bool,
     /// Most Postgres connections this process opens.
     #[arg(long, env = "ESQASE_DB_MAX_CONNECTIONS", default_value_t = 20, global = true)]
     pub db_max_connections: u32,

@@ -55,6 +55,11 @@ pub enum ApiError {
     /// 403 `session_required`: the route is for members, and an API key was presented.
     #[error("this route needs a member session, not an API key")]
     SessionRequired,
+    /// 403 `cross_site_request`: a state-changing request authenticated by the browser's session
+    /// cookie that did not come from this service's own pages (`Sec-Fetch-Site` is not
+    /// `same-origin` and `Origin` is not the service's own). Bearer requests are never refused so.
+    #[error("a request made with the browser session must come from this service's own pages")]
+    CrossSiteRequest,
     /// 403 `signup_closed`: signup is turned off by configuration.
     #[error("signing up is turned off on this service")]
     SignupClosed,
@@ -122,6 +127,7 @@ impl ApiError {
             ApiKeyRequired => (StatusCode::FORBIDDEN, "api_key_required"),
             PermissionDenied => (StatusCode::FORBIDDEN, "permission_denied"),
             SessionRequired => (StatusCode::FORBIDDEN, "session_required"),
+            CrossSiteRequest => (StatusCode::FORBIDDEN, "cross_site_request"),
             SignupClosed => (StatusCode::FORBIDDEN, "signup_closed"),
             NotFound => (StatusCode::NOT_FOUND, "not_found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -143,7 +149,7 @@ impl ApiError {
 
 /// Every variant once, in declaration order: what the OpenAPI document lists as the codes.
 /// [`ApiError::position`] matches exhaustively, so a new variant cannot be left out unnoticed.
-pub const EVERY: [ApiError; 30] = [
+pub const EVERY: [ApiError; 31] = [
     ApiError::Malformed(String::new()),
     ApiError::InvalidQuery(String::new()),
     ApiError::InvalidCredentials,
@@ -159,6 +165,7 @@ pub const EVERY: [ApiError; 30] = [
     ApiError::ApiKeyRequired,
     ApiError::PermissionDenied,
     ApiError::SessionRequired,
+    ApiError::CrossSiteRequest,
     ApiError::SignupClosed,
     ApiError::NotFound,
     ApiError::MethodNotAllowed,
@@ -196,21 +203,22 @@ impl ApiError {
             ApiKeyRequired => 12,
             PermissionDenied => 13,
             SessionRequired => 14,
-            SignupClosed => 15,
-            NotFound => 16,
-            MethodNotAllowed => 17,
-            EmailTaken => 18,
-            ApiKeyNotActive(_) => 19,
-            OwnerRoleFixed => 20,
-            OwnerCannotBeRemoved => 21,
-            MemberNotActive => 22,
-            Conflict => 23,
-            RecordInUse => 24,
-            PayloadTooLarge => 25,
-            UnsupportedMediaType => 26,
-            Validation(_) => 27,
-            Unavailable => 28,
-            Internal => 29,
+            CrossSiteRequest => 15,
+            SignupClosed => 16,
+            NotFound => 17,
+            MethodNotAllowed => 18,
+            EmailTaken => 19,
+            ApiKeyNotActive(_) => 20,
+            OwnerRoleFixed => 21,
+            OwnerCannotBeRemoved => 22,
+            MemberNotActive => 23,
+            Conflict => 24,
+            RecordInUse => 25,
+            PayloadTooLarge => 26,
+            UnsupportedMediaType => 27,
+            Validation(_) => 28,
+            Unavailable => 29,
+            Internal => 30,
         }
     }
 

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, Method};
 use commands::auth::{authenticate, SignedInMember};
 use domain::secret::{BearerToken, TokenKind, API_KEY_PREFIX};
 use projections::page::{Cursor, PageRequest, MAX_LIMIT};
@@ -72,20 +72,46 @@ pub fn credential(headers: &HeaderMap) -> Result<Credential, ApiError> {
     }
 }
 
-/// A member signed in with a session token.
+/// How a request presented its member session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionSource {
+    /// `Authorization: Bearer esqs_…`.
+    Bearer,
+    /// The browser's `esqase_session` cookie.
+    Cookie,
+}
+
+/// The session token a member's request presents: the bearer header as always, else the
+/// browser's cookie. A bearer API key is `session_required`; no credential at all is
+/// `invalid_credentials`. A state-changing request made with the cookie must come from this
+/// service's own pages ([`crate::web::session::require_same_origin`]); a bearer token needs no
+/// such proof, since no browser attaches one by itself.
+pub fn session_token(method: &Method, headers: &HeaderMap) -> Result<(BearerToken, SessionSource), ApiError> {
+    if headers.contains_key(header::AUTHORIZATION) {
+        return match credential(headers)? {
+            Credential::Session(token) => Ok((token, SessionSource::Bearer)),
+            Credential::ApiKey(_) => Err(ApiError::SessionRequired),
+        };
+    }
+    let token = crate::web::session::cookie_token(headers)?.ok_or(ApiError::InvalidCredentials)?;
+    if !crate::web::session::is_safe(method) {
+        crate::web::session::require_same_origin(headers)?;
+    }
+    Ok((token, SessionSource::Cookie))
+}
+
+/// A member signed in with a session token (bearer or browser cookie).
 pub struct Member(pub SignedInMember);
 
 impl FromRequestParts<Arc<AppState>> for Member {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        match credential(&parts.headers)? {
-            Credential::Session(token) => authenticate(&state.commands.log.pool, &token, commands::log::now())
-                .await?
-                .map(Member)
-                .ok_or(ApiError::InvalidSession),
-            Credential::ApiKey(_) => Err(ApiError::SessionRequired),
-        }
+        let (token, _) = session_token(&parts.method, &parts.headers)?;
+        authenticate(&state.commands.log.pool, &token, commands::log::now())
+            .await?
+            .map(Member)
+            .ok_or(ApiError::InvalidSession)
     }
 }
 

@@ -25,9 +25,15 @@ pub const API_KEY: &str = "api_key";
 /// The media type of every error.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// A route for members: a missing, unknown or ended session, or an API key.
-pub const SESSION: &[ApiError] =
-    &[ApiError::InvalidCredentials, ApiError::InvalidSession, ApiError::SessionRequired, ApiError::Unavailable];
+/// A route for members: a missing, unknown or ended session, an API key, or a state-changing
+/// request made with the browser's session cookie from another site.
+pub const SESSION: &[ApiError] = &[
+    ApiError::InvalidCredentials,
+    ApiError::InvalidSession,
+    ApiError::SessionRequired,
+    ApiError::CrossSiteRequest,
+    ApiError::Unavailable,
+];
 
 /// A route that takes an API key (the data API also a member session): the credential judged in
 /// the contract's order, steps 1 to 3.
@@ -294,7 +300,7 @@ mod tests {
         let responses = problem_responses(&[SESSION, &[ApiError::PermissionDenied, ApiError::SessionRequired]]);
         let json = serde_json::to_value(&responses).expect("responses serialize");
         let codes = &json["403"]["content"][PROBLEM_JSON]["schema"]["allOf"][1]["properties"]["code"]["enum"];
-        assert_eq!(codes, &serde_json::json!(["session_required", "permission_denied"]));
+        assert_eq!(codes, &serde_json::json!(["session_required", "cross_site_request", "permission_denied"]));
         assert!(json["401"]["headers"]["WWW-Authenticate"].is_object());
         assert!(json["503"]["headers"]["Retry-After"].is_object());
     }

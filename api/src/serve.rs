@@ -115,6 +115,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let state = Arc::new(AppState {
         commands: Commands { log, session_ttl: chrono::TimeDelta::hours(i64::from(settings.session_ttl_hours)) },
         signup_open: settings.signup == Signup::Open,
+        secure_cookies: settings.secure_cookies,
         nats,
         cluster: cluster.clone(),
         relay: relay_status,

@@ -34,6 +34,7 @@ pub fn isolated_settings() -> Settings {
         expiry_sweep_ms: 500,
         signup: Signup::Open,
         session_ttl_hours: 12,
+        secure_cookies: false,
         db_max_connections: 10,
         // Debug builds on a busy two-core CI machine: generous, so no test trips it by accident.
         request_deadline_ms: 30_000,

@@ -56,7 +56,7 @@ problems!(
 );
 
 /// The filters both the list and the export take.
-const FILTERS: [&str; 5] = ["action", "api_key_id", "actor_id", "since", "until"];
+pub(crate) const FILTERS: [&str; 5] = ["action", "api_key_id", "actor_id", "since", "until"];
 
 fn uuid_filter(filters: &HashMap<String, String>, name: &str) -> Result<Option<Uuid>, ApiError> {
     filters
@@ -76,7 +76,7 @@ fn time_filter(filters: &HashMap<String, String>, name: &str) -> Result<Option<D
         .transpose()
 }
 
-fn parse_filter(filters: &HashMap<String, String>) -> Result<AuditFilter, ApiError> {
+pub(crate) fn parse_filter(filters: &HashMap<String, String>) -> Result<AuditFilter, ApiError> {
     let action = match filters.get("action") {
         None => None,
         Some(raw) if audit::ACTIONS.contains(&raw.as_str()) => Some(raw.clone()),

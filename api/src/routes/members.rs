@@ -2,12 +2,12 @@
 
 use crate::app::{json, AppState};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{credential, Credential, JsonBody, ListQuery, Member, PageParams, RequestId};
+use crate::extract::{session_token, JsonBody, ListQuery, Member, PageParams, RequestId, SessionSource};
 use crate::openapi::{problems, JSON_BODY, LIST, SESSION};
 use crate::routes::path_id;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use commands::auth::{end_session, NewSession};
 use commands::firms::SignupRequest;
 use commands::members::{CredentialsRequest, InviteRequest};
@@ -121,11 +121,14 @@ problems!(
 );
 problems!(
     /// What logging in can answer besides success.
-    LoginProblems = [JSON_BODY, &[ApiError::InvalidLogin, ApiError::Unavailable]]
+    LoginProblems = [JSON_BODY, &[ApiError::InvalidLogin, ApiError::CrossSiteRequest, ApiError::Unavailable]]
 );
 problems!(
     /// What accepting an invitation can answer besides success.
-    AcceptProblems = [JSON_BODY, &[ApiError::InvalidInvitation, ApiError::Conflict, ApiError::Unavailable]]
+    AcceptProblems = [
+        JSON_BODY,
+        &[ApiError::InvalidInvitation, ApiError::CrossSiteRequest, ApiError::Conflict, ApiError::Unavailable]
+    ]
 );
 problems!(
     /// What a member route with no further rule can answer besides success.
@@ -224,17 +227,26 @@ async fn sign_up(
     post,
     path = "/v1/sessions",
     tag = "members",
+    params(("Esqase-Session" = Option<String>, Header,
+        description = "`cookie` (browser sign-in): also set the session as the `esqase_session` cookie \
+                       (`HttpOnly; SameSite=Strict; Path=/`). Only from the service's own pages: \
+                       otherwise 403 `cross_site_request`.")),
     request_body = LoginRequest,
     responses(
         (status = 201, description = "The member and a new session.", body = SignInResponse,
-            headers(("Cache-Control" = String, description = "`no-store`: the body holds a token."))),
+            headers(
+                ("Cache-Control" = String, description = "`no-store`: the body holds a token."),
+                ("Set-Cookie" = String, description = "With `Esqase-Session: cookie`: the browser session."),
+            )),
         LoginProblems,
     )
 )]
 async fn log_in(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<CredentialsRequest>,
 ) -> ApiResult<Response> {
+    let cookie = crate::web::session::sign_in_cookie_requested(&headers)?;
     if request.token.is_some() {
         return Err(ApiError::Validation(vec![domain::FieldError {
             field: "token".into(),
@@ -243,7 +255,9 @@ async fn log_in(
     }
     let sign_in = state.commands.log_in(request).await?;
     let member = views::member_by_id(state.pool(), sign_in.member_id).await?.ok_or(ApiError::Internal)?;
-    Ok(no_store(json(StatusCode::CREATED, &SignInResponse { member, session: session_body(&sign_in.session) })))
+    let response =
+        no_store(json(StatusCode::CREATED, &SignInResponse { member, session: session_body(&sign_in.session) }));
+    crate::web::session::with_cookie_if(cookie, response, &sign_in.session, state.secure_cookies)
 }
 
 /// Ends the session used: its token stops working at once.
@@ -252,13 +266,25 @@ async fn log_in(
     path = "/v1/sessions/current",
     tag = "members",
     security(("member_session" = [])),
-    responses((status = 204, description = "Logged out."), SessionProblems)
+    responses(
+        (status = 204, description = "Logged out.",
+            headers(("Set-Cookie" = String, description = "When signed in with the browser cookie: clears it."))),
+        SessionProblems,
+    )
 )]
-async fn log_out(State(state): State<Arc<AppState>>, headers: HeaderMap, _member: Member) -> ApiResult<StatusCode> {
-    if let Credential::Session(token) = credential(&headers)? {
-        end_session(state.pool(), &token).await?;
+async fn log_out(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    _member: Member,
+) -> ApiResult<Response> {
+    let (token, source) = session_token(&method, &headers)?;
+    end_session(state.pool(), &token).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if source == SessionSource::Cookie {
+        response.headers_mut().insert(header::SET_COOKIE, crate::web::session::clear_cookie(state.secure_cookies));
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(response)
 }
 
 /// Accepts an invitation by setting a password; answers like a login.
@@ -266,18 +292,27 @@ async fn log_out(State(state): State<Arc<AppState>>, headers: HeaderMap, _member
     post,
     path = "/v1/invitations/accept",
     tag = "members",
+    params(("Esqase-Session" = Option<String>, Header,
+        description = "`cookie` (browser sign-in): also set the session as the `esqase_session` cookie \
+                       (`HttpOnly; SameSite=Strict; Path=/`). Only from the service's own pages: \
+                       otherwise 403 `cross_site_request`.")),
     request_body = AcceptInvitationRequest,
     responses(
         (status = 201, description = "The member and a new session.", body = SignInResponse,
-            headers(("Cache-Control" = String, description = "`no-store`: the body holds a token."))),
+            headers(
+                ("Cache-Control" = String, description = "`no-store`: the body holds a token."),
+                ("Set-Cookie" = String, description = "With `Esqase-Session: cookie`: the browser session."),
+            )),
         AcceptProblems,
     )
 )]
 async fn accept_invitation(
     State(state): State<Arc<AppState>>,
     RequestId(request_id): RequestId,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<CredentialsRequest>,
 ) -> ApiResult<Response> {
+    let cookie = crate::web::session::sign_in_cookie_requested(&headers)?;
     if request.email.is_some() {
         return Err(ApiError::Validation(vec![domain::FieldError {
             field: "email".into(),
@@ -286,7 +321,9 @@ async fn accept_invitation(
     }
     let sign_in = state.commands.accept_invitation(request, request_id).await?;
     let member = views::member_by_id(state.pool(), sign_in.member_id).await?.ok_or(ApiError::Internal)?;
-    Ok(no_store(json(StatusCode::CREATED, &SignInResponse { member, session: session_body(&sign_in.session) })))
+    let response =
+        no_store(json(StatusCode::CREATED, &SignInResponse { member, session: session_body(&sign_in.session) }));
+    crate::web::session::with_cookie_if(cookie, response, &sign_in.session, state.secure_cookies)
 }
 
 /// The firm's members, newest first.

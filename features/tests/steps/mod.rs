@@ -4,4 +4,5 @@ pub mod api_keys;
 pub mod audit;
 pub mod keys_at_work;
 pub mod members;
+pub mod web;
 pub mod world;
