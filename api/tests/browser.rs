@@ -2,7 +2,7 @@
 //! driven over WebDriver as a person would use it: by visible text and labels, never by ids.
 //! Every page is checked with axe-core (from the npm registry, installed under `target/` for
 //! the tests only): no serious or critical violation. Each state the help page shows is saved
-//! as a screenshot under `docs/images/api-keys/`.
+//! as a screenshot, under `docs/images/api-keys/` when `ESQASE_UPDATE_SCREENSHOTS` is set.
 //!
 //! Chromium is required: when it is missing the test fails (CI installs it, see `.ci/run`).
 
@@ -299,7 +299,8 @@ impl Walk {
         }
     }
 
-    /// Saves the viewport as `docs/images/api-keys/{name}.png`.
+    /// Saves the viewport as `{name}.png` under `docs/images/api-keys/` (with
+    /// `ESQASE_UPDATE_SCREENSHOTS` set) or `target/browser-shots/docs/`.
     async fn screenshot(&self, name: &str) -> Result<()> {
         // Let transitions and focus rings settle.
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -335,7 +336,13 @@ async fn start_walk(app: &TestApp, driver: &Driver) -> Result<Walk> {
         browser: open_browser(driver).await?,
         base: app.base_url.clone(),
         axe: axe_source()?,
-        shots: workspace().join("docs").join("images").join("api-keys"),
+        // The committed screenshots change only when asked for (each run has new keys, so new
+        // pixels): `ESQASE_UPDATE_SCREENSHOTS=1 cargo test -p api --test browser`.
+        shots: if std::env::var_os("ESQASE_UPDATE_SCREENSHOTS").is_some() {
+            workspace().join("docs").join("images").join("api-keys")
+        } else {
+            workspace().join("target").join("browser-shots").join("docs")
+        },
     })
 }
 
