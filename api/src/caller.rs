@@ -17,7 +17,8 @@ use domain::{ApiKeySecret, FirmId, MemberId, Permission, PermissionSet};
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// An API key that passed steps 1 to 3.
+/// An API key that exists, is Active and was presented from an allowed origin (the first three
+/// checks of docs/api.md, "How a key is checked"); scope and ceiling are checked per route.
 #[derive(Clone, Debug)]
 pub struct VerifiedKey {
     /// The key's id.

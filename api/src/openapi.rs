@@ -36,7 +36,7 @@ pub const SESSION: &[ApiError] = &[
 ];
 
 /// A route that takes an API key (the data API also a member session): the credential judged in
-/// the contract's order, steps 1 to 3.
+/// the contract's order (docs/api.md, "How a key is checked": existence, status, origin).
 pub const KEY_CREDENTIALS: &[ApiError] = &[
     ApiError::InvalidCredentials,
     ApiError::InvalidSession,
