@@ -115,6 +115,47 @@ impl FromRequestParts<Arc<AppState>> for Member {
     }
 }
 
+/// What a route needs its member's role to hold (a marker type per permission).
+pub trait RoutePermission: Send + Sync {
+    /// The permission.
+    const PERMISSION: domain::Permission;
+}
+
+/// The API keys page's routes.
+pub struct ManagesApiKeys;
+impl RoutePermission for ManagesApiKeys {
+    const PERMISSION: domain::Permission = domain::Permission::ApiKeys;
+}
+
+/// The audit log's routes.
+pub struct ReadsAuditLog;
+impl RoutePermission for ReadsAuditLog {
+    const PERMISSION: domain::Permission = domain::Permission::AuditLog;
+}
+
+/// A signed-in member whose role holds `P`'s permission. Put it before every other extractor
+/// that reads the request (query, path, body): axum runs them in order, so a member who may
+/// not use the route is told `403 permission_denied` whatever else is wrong with the request.
+/// Only this extractor makes one, so holding one is the proof.
+pub struct Permitted<P>(SignedInMember, std::marker::PhantomData<P>);
+
+impl<P> std::ops::Deref for Permitted<P> {
+    type Target = SignedInMember;
+    fn deref(&self) -> &SignedInMember {
+        &self.0
+    }
+}
+
+impl<P: RoutePermission> FromRequestParts<Arc<AppState>> for Permitted<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let Member(member) = Member::from_request_parts(parts, state).await?;
+        member.require(P::PERMISSION)?;
+        Ok(Permitted(member, std::marker::PhantomData))
+    }
+}
+
 /// The request's id (echoed or made by the request-id middleware).
 pub struct RequestId(pub Option<String>);
 

@@ -138,6 +138,22 @@ async fn a_member_without_api_keys_is_refused_on_every_key_route() -> anyhow::Re
         assert_eq!(answer.status, 403, "{method} {path}: {}", answer.text);
         answer.assert_problem(403, "permission_denied");
     }
+    // Refused before anything else in the request is judged: a bad query, a body that is not
+    // JSON, or JSON of the wrong shape is still the same 403.
+    let base = &client.base_url;
+    let attempts = [
+        client.http.get(format!("{base}/v1/api-keys?limit=0")),
+        client.http.get(format!("{base}/v1/api-keys?colour=blue")),
+        client.http.post(format!("{base}/v1/api-keys")).header("content-type", "text/plain").body("hello"),
+        client.http.post(format!("{base}/v1/api-keys")).header("content-type", "application/json").body("{not json"),
+        client.http.post(format!("{base}/v1/api-keys")).json(&json!({"name": 7, "surprise": true})),
+        client.http.put(format!("{base}/v1/api-keys/not-a-uuid/allowed-domains")).json(&json!({})),
+        client.http.get(format!("{base}/v1/api-keys/not-a-uuid")),
+    ];
+    for attempt in attempts {
+        let answer = Client::answer(attempt.bearer_auth(&attorney.token)).await;
+        answer.assert_problem(403, "permission_denied");
+    }
     let key = client.get(&format!("/v1/api-keys/{key}"), &owner.token).await;
     assert_eq!((key.body["status"].as_str(), &key.body["allowed_domains"]), (Some("active"), &json!([])));
     let listed = client.get("/v1/api-keys", &owner.token).await;

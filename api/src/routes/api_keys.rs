@@ -3,7 +3,7 @@
 use crate::app::{json, AppState};
 use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, ListQuery, Member, PageParams, RequestId};
+use crate::extract::{JsonBody, ListQuery, ManagesApiKeys, PageParams, Permitted, RequestId};
 use crate::openapi::{problems, JSON_BODY, KEY_CREDENTIALS, LIST, SESSION};
 use crate::routes::path_id;
 use axum::extract::{Path, State};
@@ -12,7 +12,7 @@ use axum::response::Response;
 use commands::api_keys::{AllowedDomainsRequest, CreateApiKeyRequest};
 use commands::auth::SignedInMember;
 use domain::api_key::KeyStatus;
-use domain::{ApiKeyId, Permission};
+use domain::ApiKeyId;
 use projections::page::Page;
 use projections::verification::CurrentKey;
 use projections::views::{self, ApiKeyView};
@@ -134,8 +134,11 @@ async fn key_view(state: &AppState, me: &SignedInMember, id: ApiKeyId) -> ApiRes
     params(PageParams, KeyFilter),
     responses((status = 200, description = "A page of keys.", body = Page<ApiKeyView>), ListProblems)
 )]
-async fn list(State(state): State<Arc<AppState>>, Member(me): Member, query: ListQuery) -> ApiResult<Response> {
-    me.require(Permission::ApiKeys)?;
+async fn list(
+    State(state): State<Arc<AppState>>,
+    me: Permitted<ManagesApiKeys>,
+    query: ListQuery,
+) -> ApiResult<Response> {
     query.only(&["status"])?;
     let status = match query.filters.get("status") {
         None => None,
@@ -164,7 +167,7 @@ async fn list(State(state): State<Arc<AppState>>, Member(me): Member, query: Lis
 )]
 async fn create(
     State(state): State<Arc<AppState>>,
-    Member(me): Member,
+    me: Permitted<ManagesApiKeys>,
     RequestId(request_id): RequestId,
     JsonBody(request): JsonBody<CreateApiKeyRequest>,
 ) -> ApiResult<Response> {
@@ -186,8 +189,11 @@ async fn create(
     params(("id" = Uuid, Path, description = "The key's id.")),
     responses((status = 200, description = "The key.", body = ApiKeyView), ShowProblems)
 )]
-async fn show(State(state): State<Arc<AppState>>, Member(me): Member, Path(id): Path<String>) -> ApiResult<Response> {
-    me.require(Permission::ApiKeys)?;
+async fn show(
+    State(state): State<Arc<AppState>>,
+    me: Permitted<ManagesApiKeys>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = ApiKeyId::from_uuid(path_id(&id)?);
     Ok(json(StatusCode::OK, &key_view(&state, &me, id).await?))
 }
@@ -205,12 +211,11 @@ async fn show(State(state): State<Arc<AppState>>, Member(me): Member, Path(id): 
 )]
 async fn update_allowed_domains(
     State(state): State<Arc<AppState>>,
-    Member(me): Member,
+    me: Permitted<ManagesApiKeys>,
     RequestId(request_id): RequestId,
     Path(id): Path<String>,
     JsonBody(request): JsonBody<AllowedDomainsRequest>,
 ) -> ApiResult<Response> {
-    me.require(Permission::ApiKeys)?;
     let id = ApiKeyId::from_uuid(path_id(&id)?);
     let key = state.commands.update_allowed_domains_then(&me, id, request, request_id, key_read_back(&me)).await?;
     Ok(json(StatusCode::OK, &key))
@@ -228,11 +233,10 @@ async fn update_allowed_domains(
 )]
 async fn revoke(
     State(state): State<Arc<AppState>>,
-    Member(me): Member,
+    me: Permitted<ManagesApiKeys>,
     RequestId(request_id): RequestId,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    me.require(Permission::ApiKeys)?;
     let id = ApiKeyId::from_uuid(path_id(&id)?);
     let key = state.commands.revoke_api_key_then(&me, id, request_id, key_read_back(&me)).await?;
     Ok(json(StatusCode::OK, &key))

@@ -3,14 +3,14 @@
 
 use crate::app::{json, AppState};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ListQuery, Member, PageParams};
+use crate::extract::{ListQuery, PageParams, Permitted, ReadsAuditLog};
 use crate::openapi::{problems, LIST, SESSION};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use domain::{FirmId, Permission};
+use domain::FirmId;
 use projections::audit::{self, AuditEntry, AuditFilter, Verification};
 use projections::page::Page;
 use sqlx::PgPool;
@@ -105,12 +105,9 @@ pub(crate) fn parse_filter(filters: &HashMap<String, String>) -> Result<AuditFil
 )]
 async fn list(
     State(state): State<Arc<AppState>>,
-    Member(me): Member,
-    query: Result<ListQuery, ApiError>,
+    me: Permitted<ReadsAuditLog>,
+    query: ListQuery,
 ) -> ApiResult<Response> {
-    // Without the permission the log "does not appear": refused before the query is judged.
-    me.require(Permission::AuditLog)?;
-    let query = query?;
     query.only(&FILTERS)?;
     let filter = parse_filter(&query.filters)?;
     let page = audit::entries(state.pool(), me.firm_id, &filter, query.page).await?;
@@ -126,8 +123,7 @@ async fn list(
     security(("member_session" = [])),
     responses((status = 200, description = "What the walk found.", body = Verification), VerifyProblems)
 )]
-async fn verify(State(state): State<Arc<AppState>>, Member(me): Member) -> ApiResult<Response> {
-    me.require(Permission::AuditLog)?;
+async fn verify(State(state): State<Arc<AppState>>, me: Permitted<ReadsAuditLog>) -> ApiResult<Response> {
     let verification = audit::verify(state.pool(), me.firm_id).await?;
     Ok(json(StatusCode::OK, &verification))
 }
@@ -254,8 +250,7 @@ async fn next_chunk(mut export: Export) -> Result<Option<(Bytes, Export)>, Expor
         ListProblems,
     )
 )]
-async fn export(State(state): State<Arc<AppState>>, Member(me): Member, uri: Uri) -> ApiResult<Response> {
-    me.require(Permission::AuditLog)?;
+async fn export(State(state): State<Arc<AppState>>, me: Permitted<ReadsAuditLog>, uri: Uri) -> ApiResult<Response> {
     let pairs = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
         .map_err(|_| ApiError::InvalidQuery("the query string is not valid".into()))?;
     let mut filters: HashMap<String, String> = HashMap::new();
