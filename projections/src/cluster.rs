@@ -383,6 +383,10 @@ impl Cluster {
         match outcome {
             Ok(()) => {
                 self.confirmed.fetch_add(1, Ordering::Relaxed);
+                let progress = updates.borrow();
+                let peers: Vec<String> =
+                    progress.peers.iter().flatten().map(|node| node.simple().to_string()).collect();
+                tracing::debug!(%upto, ?peers, elapsed_us = committed.elapsed().as_micros() as u64, "every node confirmed a commit");
                 true
             }
             Err((flushed, why)) => {
