@@ -156,6 +156,20 @@ impl<P: RoutePermission> FromRequestParts<Arc<AppState>> for Permitted<P> {
     }
 }
 
+/// A record's id from the route's one path parameter. Anything that is not a UUID names no
+/// record: `404 not_found`, as an unknown id would.
+pub struct PathId<T>(pub T);
+
+impl<T: From<uuid::Uuid>, S: Send + Sync> FromRequestParts<S> for PathId<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state).await.map_err(|_| ApiError::NotFound)?;
+        uuid::Uuid::try_parse(&raw).map(|id| PathId(T::from(id))).map_err(|_| ApiError::NotFound)
+    }
+}
+
 /// The request's id (echoed or made by the request-id middleware).
 pub struct RequestId(pub Option<String>);
 

@@ -3,10 +3,9 @@
 use crate::app::{json, AppState};
 use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, ListQuery, ManagesApiKeys, PageParams, Permitted, RequestId};
+use crate::extract::{JsonBody, ListQuery, ManagesApiKeys, PageParams, PathId, Permitted, RequestId};
 use crate::openapi::{problems, JSON_BODY, KEY_CREDENTIALS, LIST, SESSION};
-use crate::routes::path_id;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use commands::api_keys::{AllowedDomainsRequest, CreateApiKeyRequest};
@@ -192,9 +191,8 @@ async fn create(
 async fn show(
     State(state): State<Arc<AppState>>,
     me: Permitted<ManagesApiKeys>,
-    Path(id): Path<String>,
+    PathId(id): PathId<ApiKeyId>,
 ) -> ApiResult<Response> {
-    let id = ApiKeyId::from_uuid(path_id(&id)?);
     Ok(json(StatusCode::OK, &key_view(&state, &me, id).await?))
 }
 
@@ -213,10 +211,9 @@ async fn update_allowed_domains(
     State(state): State<Arc<AppState>>,
     me: Permitted<ManagesApiKeys>,
     RequestId(request_id): RequestId,
-    Path(id): Path<String>,
+    PathId(id): PathId<ApiKeyId>,
     JsonBody(request): JsonBody<AllowedDomainsRequest>,
 ) -> ApiResult<Response> {
-    let id = ApiKeyId::from_uuid(path_id(&id)?);
     let key = state.commands.update_allowed_domains_then(&me, id, request, request_id, key_read_back(&me)).await?;
     Ok(json(StatusCode::OK, &key))
 }
@@ -235,9 +232,8 @@ async fn revoke(
     State(state): State<Arc<AppState>>,
     me: Permitted<ManagesApiKeys>,
     RequestId(request_id): RequestId,
-    Path(id): Path<String>,
+    PathId(id): PathId<ApiKeyId>,
 ) -> ApiResult<Response> {
-    let id = ApiKeyId::from_uuid(path_id(&id)?);
     let key = state.commands.revoke_api_key_then(&me, id, request_id, key_read_back(&me)).await?;
     Ok(json(StatusCode::OK, &key))
 }

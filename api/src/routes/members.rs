@@ -2,9 +2,8 @@
 
 use crate::app::{json, AppState};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{session_token, JsonBody, ListQuery, Member, PageParams, RequestId, SessionSource};
+use crate::extract::{session_token, JsonBody, ListQuery, Member, PageParams, PathId, RequestId, SessionSource};
 use crate::openapi::{problems, JSON_BODY, LIST, SESSION};
-use crate::routes::path_id;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -353,9 +352,8 @@ async fn list_members(State(state): State<Arc<AppState>>, Member(me): Member, qu
 async fn get_member(
     State(state): State<Arc<AppState>>,
     Member(me): Member,
-    Path(id): Path<String>,
+    PathId(id): PathId<MemberId>,
 ) -> ApiResult<Response> {
-    let id = MemberId::from_uuid(path_id(&id)?);
     Ok(json(StatusCode::OK, &member_view(&state, me.firm_id, id).await?))
 }
 
@@ -409,10 +407,9 @@ async fn change_role(
     State(state): State<Arc<AppState>>,
     Member(me): Member,
     RequestId(request_id): RequestId,
-    Path(id): Path<String>,
+    PathId(id): PathId<MemberId>,
     JsonBody(request): JsonBody<RoleRequest>,
 ) -> ApiResult<Response> {
-    let id = MemberId::from_uuid(path_id(&id)?);
     state.commands.change_member_role(&me, id, request.role, request_id).await?;
     Ok(json(StatusCode::OK, &member_view(&state, me.firm_id, id).await?))
 }
@@ -431,9 +428,8 @@ async fn remove_member(
     State(state): State<Arc<AppState>>,
     Member(me): Member,
     RequestId(request_id): RequestId,
-    Path(id): Path<String>,
+    PathId(id): PathId<MemberId>,
 ) -> ApiResult<Response> {
-    let id = MemberId::from_uuid(path_id(&id)?);
     state.commands.remove_member(&me, id, request_id).await?;
     Ok(json(StatusCode::OK, &member_view(&state, me.firm_id, id).await?))
 }
