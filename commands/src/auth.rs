@@ -72,10 +72,10 @@ pub async fn hash_password(password: Password) -> Result<String, CommandError> {
         Argon2::default()
             .hash_password(password.expose().as_bytes(), &salt)
             .map(|h| h.to_string())
-            .map_err(|e| CommandError::Internal(format!("password hashing failed: {e}")))
+            .map_err(|e| CommandError::Internal(format!("password hashing failed: {e}").into()))
     })
     .await
-    .map_err(|e| CommandError::Internal(format!("password hashing task failed: {e}")))?
+    .map_err(|e| CommandError::Internal(format!("password hashing task failed: {e}").into()))?
 }
 
 /// Checks a password against a stored hash, off the async threads. With no stored hash (no such
@@ -90,7 +90,7 @@ pub async fn verify_password(password: String, stored: Option<String>) -> Result
         known && matches
     })
     .await
-    .map_err(|e| CommandError::Internal(format!("password check task failed: {e}")))
+    .map_err(|e| CommandError::Internal(format!("password check task failed: {e}").into()))
 }
 
 fn dummy_hash() -> &'static str {
@@ -158,11 +158,11 @@ pub async fn authenticate(
     .fetch_optional(pool)
     .await?;
     let Some(SessionRow { member_id, name, firm_id, time_zone, role, permissions }) = row else { return Ok(None) };
-    let role = Role::parse(&role).map_err(|e| CommandError::Internal(e.to_string()))?;
+    let role = Role::parse(&role).map_err(|e| CommandError::Internal(Box::new(e)))?;
     let permissions = match role {
         Role::Owner => Grid::default().permissions(Role::Owner),
         _ => PermissionSet::parse(&permissions.unwrap_or_default()).map_err(|_| {
-            CommandError::Internal(format!("role_permissions of firm {firm_id} holds an unknown permission"))
+            CommandError::Internal(format!("role_permissions of firm {firm_id} holds an unknown permission").into())
         })?,
     };
     Ok(Some(SignedInMember {

@@ -45,9 +45,9 @@ pub enum CommandError {
     /// Postgres could not be reached in time.
     #[error("the database is unavailable")]
     Unavailable(#[source] sqlx::Error),
-    /// Anything else: a bug or a corrupted store. Logged; never shown.
+    /// Anything else: a bug or a corrupted store. Logged with its cause; never shown.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<sqlx::Error> for CommandError {
@@ -57,7 +57,7 @@ impl From<sqlx::Error> for CommandError {
                 CommandError::Unavailable(error)
             }
             sqlx::Error::Database(db) if db.constraint() == Some("members_email") => CommandError::EmailTaken,
-            _ => CommandError::Internal(error.to_string()),
+            _ => CommandError::Internal(Box::new(error)),
         }
     }
 }
@@ -67,7 +67,7 @@ impl From<StoreError> for CommandError {
         match error {
             StoreError::Conflict(_) => CommandError::Conflict,
             StoreError::Database(e) => e.into(),
-            StoreError::Corrupt { .. } => CommandError::Internal(error.to_string()),
+            StoreError::Corrupt { .. } => CommandError::Internal(Box::new(error)),
         }
     }
 }
