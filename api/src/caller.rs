@@ -56,7 +56,11 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             Credential::Session(_) => Member::from_request_parts(parts, state).await.map(|Member(m)| Caller::Member(m)),
             Credential::ApiKey(presented) => {
                 let origin = parts.headers.get(ORIGIN).map(|v| v.to_str().unwrap_or("null"));
-                verify_key(state, &presented, origin).await.map(Caller::ApiKey)
+                let verified = verify_key(state, &presented, origin).await?;
+                if let Some(verdict) = parts.extensions.get::<crate::cors::OriginVerdict>() {
+                    verdict.allow();
+                }
+                Ok(Caller::ApiKey(verified))
             }
         }
     }

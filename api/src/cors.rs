@@ -1,18 +1,38 @@
 //! CORS for the firm's data API. A preflight carries no key, so it cannot be judged: every
-//! preflight is answered. The real request is judged; only an allowed one (an API key request
-//! that passed verification) gets `Access-Control-Allow-Origin`. Credentials are never allowed.
+//! preflight is answered. The real request is judged by key verification itself: once a key
+//! has been found, is Active and was presented from one of its allowed origins, the answer is
+//! readable by that origin (`Access-Control-Allow-Origin`), whatever the route then answers (a
+//! browser developer can read `insufficient_scope` and the scope it names). Nothing else is
+//! readable cross-origin; credentials (cookies) are never allowed.
 
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use domain::secret::API_KEY_PREFIX;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// How long a browser may cache a preflight answer, in seconds.
 const MAX_AGE: &str = "600";
 
-/// Answers preflights and marks allowed key requests readable by their origin.
-pub async fn cors(request: Request, next: Next) -> Response {
+/// Whether the request's key passed verification up to its origin: put on each request by
+/// [`cors`], raised by the [`crate::caller::Caller`] extractor, read once the route has answered.
+#[derive(Clone, Default)]
+pub struct OriginVerdict(Arc<AtomicBool>);
+
+impl OriginVerdict {
+    /// The key is verified and the origin is one it allows.
+    pub fn allow(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn allowed(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Answers preflights and marks verified key requests readable by their origin.
+pub async fn cors(mut request: Request, next: Next) -> Response {
     let origin = request.headers().get(header::ORIGIN).cloned();
     let is_preflight =
         request.method() == Method::OPTIONS && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
@@ -26,15 +46,10 @@ pub async fn cors(request: Request, next: Next) -> Response {
         headers.insert(header::VARY, HeaderValue::from_static("Origin"));
         return response;
     }
-    let with_key = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' ').map(|(_, token)| token.trim().starts_with(API_KEY_PREFIX)))
-        .unwrap_or(false);
+    let verdict = OriginVerdict::default();
+    request.extensions_mut().insert(verdict.clone());
     let mut response = next.run(request).await;
-    let judged_allowed = !matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
-    if let (true, true, Some(origin)) = (with_key, judged_allowed, origin) {
+    if let (true, Some(origin)) = (verdict.allowed(), origin) {
         // `Origin: null` is never allowed for a key with domains, and a key without domains
         // allows any origin: echoing "null" then is what the browser needs to read the answer.
         let headers = response.headers_mut();

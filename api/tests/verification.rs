@@ -168,6 +168,22 @@ async fn browsers_get_preflights_and_only_allowed_requests_are_readable() -> any
     let refused = current(&client, &secret, Some("https://example.com.evil.test")).await;
     refused.assert_problem(403, "origin_not_allowed");
     assert_eq!(refused.header("access-control-allow-origin"), "");
+
+    // From an allowed origin, the route's own refusal is readable: the page's developer sees
+    // which scope the key lacks. An unknown key's answer is not.
+    let lacking = Client::answer(
+        client
+            .http
+            .get(format!("{}/v1/matters", client.base_url))
+            .bearer_auth(&secret)
+            .header("Origin", "https://app.example.com"),
+    )
+    .await;
+    lacking.assert_problem(403, "insufficient_scope");
+    assert_eq!(lacking.header("access-control-allow-origin"), "https://app.example.com");
+    let unknown = current(&client, &format!("{}x", &secret[..secret.len() - 1]), Some("https://app.example.com")).await;
+    assert_eq!(unknown.status, 401, "{}", unknown.text);
+    assert_eq!(unknown.header("access-control-allow-origin"), "");
     app.stop().await
 }
 
