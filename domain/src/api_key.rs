@@ -232,12 +232,7 @@ pub fn evolve(state: Option<ApiKey>, event: &Event, at: Timestamp, actor: Option
             Some(key)
         }
         (Some(mut key), Event::ApiKeyRevoked { reason }) => {
-            // A key revoked because its creator was removed was turned off by the service.
-            let by = match reason {
-                RevocationReason::RevokedByMember => actor,
-                RevocationReason::CreatorRemoved => None,
-            };
-            key.lifecycle = Lifecycle::Revoked { at, by, reason: *reason };
+            key.lifecycle = Lifecycle::Revoked { at, by: reason.revoked_by(actor), reason: *reason };
             Some(key)
         }
         (Some(mut key), Event::ApiKeyExpired {}) => {

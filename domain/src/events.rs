@@ -64,6 +64,16 @@ impl RevocationReason {
             RevocationReason::CreatorRemoved => "creator_removed",
         }
     }
+
+    /// Who is shown as having revoked the key, given who caused the event: nobody when the
+    /// service turned it off because its creator was removed (the member who removed them did
+    /// not revoke the key).
+    pub fn revoked_by(self, actor: Option<crate::MemberId>) -> Option<crate::MemberId> {
+        match self {
+            RevocationReason::RevokedByMember => actor,
+            RevocationReason::CreatorRemoved => None,
+        }
+    }
 }
 
 /// Every event, tagged by type. The log stores the tag and the payload separately.
@@ -217,6 +227,13 @@ mod tests {
         let event = Event::MemberRoleChanged { before: Role::Staff, after: Role::Attorney };
         let back = Event::from_stored(event.event_type(), event.payload()).expect("round trip");
         assert_eq!(back, event);
+    }
+
+    #[test]
+    fn a_key_turned_off_because_its_creator_left_was_revoked_by_nobody() {
+        let remover = Some(crate::MemberId::new());
+        assert_eq!(RevocationReason::CreatorRemoved.revoked_by(remover), None);
+        assert_eq!(RevocationReason::RevokedByMember.revoked_by(remover), remover);
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! step is idempotent: a row carries its stream's version and an event at or below it is skipped.
 
 use commands::RecordedEvent;
-use domain::events::RevocationReason;
 use domain::{Event, Role, Timestamp};
 use sqlx::PgConnection;
 use std::collections::HashMap;
@@ -203,11 +202,7 @@ pub async fn apply(conn: &mut PgConnection, e: &RecordedEvent) -> Result<(), sql
             .bind(e.stream_id)
             .bind(e.version)
             .bind(at)
-            // A key revoked because its creator was removed was turned off by the service.
-            .bind(match reason {
-                RevocationReason::RevokedByMember => e.member_actor().map(|m| m.as_uuid()),
-                RevocationReason::CreatorRemoved => None,
-            })
+            .bind(reason.revoked_by(e.member_actor()).map(|m| m.as_uuid()))
             .bind(reason.as_str())
             .execute(&mut *conn)
             .await?;
