@@ -133,6 +133,12 @@ impl RoutePermission for ReadsAuditLog {
     const PERMISSION: domain::Permission = domain::Permission::AuditLog;
 }
 
+/// Inviting and removing members.
+pub struct ManagesMembers;
+impl RoutePermission for ManagesMembers {
+    const PERMISSION: domain::Permission = domain::Permission::Members;
+}
+
 /// A signed-in member whose role holds `P`'s permission. Put it before every other extractor
 /// that reads the request (query, path, body): axum runs them in order, so a member who may
 /// not use the route is told `403 permission_denied` whatever else is wrong with the request.
@@ -167,6 +173,27 @@ impl<T: From<uuid::Uuid>, S: Send + Sync> FromRequestParts<S> for PathId<T> {
         let axum::extract::Path(raw) =
             axum::extract::Path::<String>::from_request_parts(parts, state).await.map_err(|_| ApiError::NotFound)?;
         uuid::Uuid::try_parse(&raw).map(|id| PathId(T::from(id))).map_err(|_| ApiError::NotFound)
+    }
+}
+
+/// The firm's owner, signed in: the routes only the owner may use (members' roles, the grid),
+/// refused `403 permission_denied` to anyone else before the request is read, as [`Permitted`].
+pub struct Owner(SignedInMember);
+
+impl std::ops::Deref for Owner {
+    type Target = SignedInMember;
+    fn deref(&self) -> &SignedInMember {
+        &self.0
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Owner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let Member(member) = Member::from_request_parts(parts, state).await?;
+        member.require_owner()?;
+        Ok(Owner(member))
     }
 }
 

@@ -428,12 +428,26 @@ async fn members_without_the_members_permission_cannot_invite_or_remove() -> any
     let role =
         client.patch(&format!("/v1/members/{}", staff.member_id), &attorney.token, &json!({"role": "attorney"})).await;
     role.assert_problem(403, "permission_denied");
+    // Refused before the request is read: a broken body or a bad id is still the same 403, to
+    // an attorney on the member routes and to an administrator on the owner's.
+    let admin = join(&client, &owner, "Adam Admin", "adam@acme.test", "administrator").await;
+    let base = &client.base_url;
+    let attempts = [
+        (&attorney, client.http.post(format!("{base}/v1/members")).header("content-type", "text/plain").body("x")),
+        (&attorney, client.http.post(format!("{base}/v1/members")).json(&json!({"surprise": true}))),
+        (&attorney, client.http.delete(format!("{base}/v1/members/not-a-uuid"))),
+        (&admin, client.http.patch(format!("{base}/v1/members/not-a-uuid")).json(&json!({"role": 7}))),
+        (&admin, client.http.put(format!("{base}/v1/roles/attorney/permissions")).body("{not json")),
+    ];
+    for (who, attempt) in attempts {
+        Client::answer(attempt.bearer_auth(&who.token)).await.assert_problem(403, "permission_denied");
+    }
     // Any member may list the firm's members; nothing changed.
     let listed = client.get("/v1/members", &staff.token).await;
     assert_eq!(listed.status, 200, "{}", listed.text);
     let members = listed.body["data"].as_array().unwrap();
-    assert_eq!(members.len(), 3);
+    assert_eq!(members.len(), 4);
     assert!(members.iter().all(|m| m["status"] == "active"));
-    assert_eq!(members[0]["role"], "staff");
+    assert_eq!(members[0]["role"], "administrator");
     app.stop().await
 }

@@ -2,7 +2,10 @@
 
 use crate::app::{json, AppState};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{session_token, JsonBody, ListQuery, Member, PageParams, PathId, RequestId, SessionSource};
+use crate::extract::{
+    session_token, JsonBody, ListQuery, ManagesMembers, Member, Owner, PageParams, PathId, Permitted, RequestId,
+    SessionSource,
+};
 use crate::openapi::{problems, JSON_BODY, LIST, SESSION};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -373,7 +376,7 @@ async fn get_member(
 )]
 async fn invite_member(
     State(state): State<Arc<AppState>>,
-    Member(me): Member,
+    me: Permitted<ManagesMembers>,
     RequestId(request_id): RequestId,
     JsonBody(request): JsonBody<InviteRequest>,
 ) -> ApiResult<Response> {
@@ -405,7 +408,7 @@ pub struct RoleRequest {
 )]
 async fn change_role(
     State(state): State<Arc<AppState>>,
-    Member(me): Member,
+    me: Owner,
     RequestId(request_id): RequestId,
     PathId(id): PathId<MemberId>,
     JsonBody(request): JsonBody<RoleRequest>,
@@ -426,7 +429,7 @@ async fn change_role(
 )]
 async fn remove_member(
     State(state): State<Arc<AppState>>,
-    Member(me): Member,
+    me: Permitted<ManagesMembers>,
     RequestId(request_id): RequestId,
     PathId(id): PathId<MemberId>,
 ) -> ApiResult<Response> {
@@ -469,7 +472,7 @@ pub struct PermissionsRequest {
 )]
 async fn set_role_permissions(
     State(state): State<Arc<AppState>>,
-    Member(me): Member,
+    me: Owner,
     RequestId(request_id): RequestId,
     Path(role): Path<String>,
     JsonBody(request): JsonBody<PermissionsRequest>,
