@@ -251,13 +251,12 @@ impl Cluster {
     }
 
     async fn on_message(&self, message: async_nats::Message) {
-        let Some((kind, node)) = message
-            .subject
-            .rsplitn(3, '.')
-            .collect::<Vec<_>>()
-            .get(..2)
-            .and_then(|parts| Some((parts[1].to_owned(), Uuid::try_parse(parts[0]).ok()?)))
-        else {
+        // `<prefix>_cluster.<kind>.<node>`: the last two tokens (the prefix has no dot).
+        let parsed = message.subject.rsplit_once('.').and_then(|(head, node)| {
+            let kind = head.rsplit_once('.').map_or(head, |(_, kind)| kind);
+            Some((kind.to_owned(), Uuid::try_parse(node).ok()?))
+        });
+        let Some((kind, node)) = parsed else {
             tracing::warn!(subject = %message.subject, "a cluster message on an unknown subject");
             return;
         };
