@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// The name under which `projections rebuild` knows this fold.
@@ -347,26 +348,43 @@ pub async fn apply(conn: &mut PgConnection, e: &RecordedEvent) -> Result<(), sql
     if seen {
         return Ok(());
     }
+    let actor_created = match e.metadata.actor {
+        Actor::Member(id) => first_event(conn, id.as_uuid()).await?,
+        Actor::System => None,
+    };
+    let target_created = match draft.target_name {
+        Some(_) => None,
+        None => first_event(conn, e.stream_id).await?,
+    };
+    let head = chain_head(conn, e.metadata.firm_id.as_uuid()).await?;
+    let entry = entry_for(e, draft, actor_created.as_ref(), target_created.as_ref(), head);
+    insert(conn, e.metadata.firm_id.as_uuid(), &[entry]).await
+}
+
+/// The entry an event makes, given the first events of its actor's and its target's streams
+/// (where their names are) and the firm's chain head (last sequence, last hash).
+fn entry_for(
+    e: &RecordedEvent,
+    draft: Draft,
+    actor_created: Option<&Event>,
+    target_created: Option<&Event>,
+    (last_sequence, previous_hash): (i64, String),
+) -> AuditEntry {
     let actor = match e.metadata.actor {
-        Actor::Member(id) => {
-            let created = first_event(conn, id.as_uuid()).await?;
-            EntryActor { kind: "member".into(), id: Some(id.as_uuid()), name: name_of(created.as_ref()) }
-        }
+        Actor::Member(id) => EntryActor { kind: "member".into(), id: Some(id.as_uuid()), name: name_of(actor_created) },
         Actor::System => EntryActor { kind: "system".into(), id: None, name: None },
     };
     let mut details = draft.details;
     let target_name = match draft.target_name {
         Some(name) => Some(name),
         None => {
-            let created = first_event(conn, e.stream_id).await?;
-            if let (Event::ApiKeyExpired {}, Some(Event::ApiKeyCreated { expires_at, .. })) = (&e.event, &created) {
+            if let (Event::ApiKeyExpired {}, Some(Event::ApiKeyCreated { expires_at, .. })) = (&e.event, target_created)
+            {
                 details = json!({ "expires_at": expires_at.as_ref().map(domain::format_time) });
             }
-            name_of(created.as_ref())
+            name_of(target_created)
         }
     };
-    let firm = e.metadata.firm_id.as_uuid();
-    let (last_sequence, previous_hash) = chain_head(conn, firm).await?;
     let mut entry = AuditEntry {
         id: e.id.as_uuid(),
         sequence: last_sequence + 1,
@@ -379,28 +397,105 @@ pub async fn apply(conn: &mut PgConnection, e: &RecordedEvent) -> Result<(), sql
         previous_hash,
     };
     entry.hash = entry.expected_hash();
-    sqlx::query(
+    entry
+}
+
+/// Writes entries of one firm in one statement.
+async fn insert(conn: &mut PgConnection, firm: Uuid, entries: &[AuditEntry]) -> Result<(), sqlx::Error> {
+    let mut rows = QueryBuilder::<Postgres>::new(
         "INSERT INTO audit_log (firm_id, sequence, id, occurred_at, action, actor_type, actor_id, actor_name,
-                                target_type, target_id, target_name, details, previous_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-    )
-    .bind(firm)
-    .bind(entry.sequence)
-    .bind(entry.id)
-    .bind(entry.occurred_at)
-    .bind(&entry.action)
-    .bind(&entry.actor.kind)
-    .bind(entry.actor.id)
-    .bind(&entry.actor.name)
-    .bind(&entry.target.kind)
-    .bind(&entry.target.id)
-    .bind(&entry.target.name)
-    .bind(&entry.details)
-    .bind(&entry.previous_hash)
-    .bind(&entry.hash)
-    .execute(&mut *conn)
-    .await?;
+                                target_type, target_id, target_name, details, previous_hash, hash) ",
+    );
+    rows.push_values(entries, |mut row, entry| {
+        row.push_bind(firm)
+            .push_bind(entry.sequence)
+            .push_bind(entry.id)
+            .push_bind(entry.occurred_at)
+            .push_bind(entry.action.clone())
+            .push_bind(entry.actor.kind.clone())
+            .push_bind(entry.actor.id)
+            .push_bind(entry.actor.name.clone())
+            .push_bind(entry.target.kind.clone())
+            .push_bind(entry.target.id.clone())
+            .push_bind(entry.target.name.clone())
+            .push_bind(entry.details.clone())
+            .push_bind(entry.previous_hash.clone())
+            .push_bind(entry.hash.clone());
+    });
+    rows.build().execute(&mut *conn).await?;
     Ok(())
+}
+
+/// The audit fold over the whole log into empty tables, in one transaction (a rebuild): the
+/// same entries as [`apply`], but what `apply` reads from Postgres for each event is kept in
+/// memory: each stream's first event (where the names are), remembered as the fold passes it
+/// and read from the log only when an event needs it first; and each firm's chain head, the
+/// last entry made here. Entries are written in batches.
+#[derive(Default)]
+pub struct Rebuild {
+    /// Each stream's first event, where it carries a name (members, keys, firms).
+    created: HashMap<Uuid, Event>,
+    /// Each firm's last sequence and hash.
+    heads: HashMap<Uuid, (i64, String)>,
+    /// Entries not written yet, by firm.
+    pending: HashMap<Uuid, Vec<AuditEntry>>,
+}
+
+/// Entries per statement (14 parameters each, under Postgres's 65,535).
+const REBUILD_BATCH: usize = 1000;
+
+impl Rebuild {
+    /// Folds `events` (the next ones of the log, in feed order).
+    pub async fn apply(&mut self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
+        for e in events {
+            if e.version == 1 && name_of(Some(&e.event)).is_some() {
+                self.created.insert(e.stream_id, e.event.clone());
+            }
+            let Some(draft) = draft(e) else { continue };
+            let firm = e.metadata.firm_id.as_uuid();
+            let actor_created = match e.metadata.actor {
+                Actor::Member(id) => self.first_event(conn, id.as_uuid()).await?,
+                Actor::System => None,
+            };
+            let target_created = match draft.target_name {
+                Some(_) => None,
+                None => self.first_event(conn, e.stream_id).await?,
+            };
+            let head = self.heads.get(&firm).cloned().unwrap_or((0, GENESIS_HASH.to_owned()));
+            let entry = entry_for(e, draft, actor_created.as_ref(), target_created.as_ref(), head);
+            self.heads.insert(firm, (entry.sequence, entry.hash.clone()));
+            let pending = self.pending.entry(firm).or_default();
+            pending.push(entry);
+            if pending.len() >= REBUILD_BATCH {
+                let batch = std::mem::take(pending);
+                insert(conn, firm, &batch).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A stream's first event: from memory when it has been folded already, else from the log
+    /// (a firm's owner acts in `FirmCreated`, which comes just before their own first event).
+    async fn first_event(&mut self, conn: &mut PgConnection, stream: Uuid) -> Result<Option<Event>, sqlx::Error> {
+        if let Some(created) = self.created.get(&stream) {
+            return Ok(Some(created.clone()));
+        }
+        let created = first_event(conn, stream).await?;
+        if let Some(created) = &created {
+            self.created.insert(stream, created.clone());
+        }
+        Ok(created)
+    }
+
+    /// Writes what is pending; call once the whole log is folded.
+    pub async fn finish(mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        for (firm, entries) in self.pending.drain() {
+            for batch in entries.chunks(REBUILD_BATCH) {
+                insert(conn, firm, batch).await?;
+            }
+        }
+        Ok(())
+    }
 }
 
 const COLUMNS: &str = "id, sequence, occurred_at, action, actor_type, actor_id, actor_name, target_type, target_id, \

@@ -34,6 +34,7 @@ pub async fn rebuild(pool: &PgPool, name: &str) -> Result<u64, RebuildError> {
     sqlx::query(&format!("TRUNCATE {tables}")).execute(&mut *tx).await?;
     let mut at = FeedPosition::START;
     let mut replayed = 0u64;
+    let mut audit_fold = crate::audit::Rebuild::default();
     loop {
         // Inside this transaction every committed event is visible and none can appear under
         // us (the tables are locked), so the whole log is read in feed order without a horizon.
@@ -42,14 +43,15 @@ pub async fn rebuild(pool: &PgPool, name: &str) -> Result<u64, RebuildError> {
             break;
         }
         if audit {
-            for event in &events {
-                crate::audit::apply(&mut tx, event).await?;
-            }
+            audit_fold.apply(&mut tx, &events).await?;
         } else {
             crate::read_models::apply_all(&mut tx, &events).await?;
         }
         replayed += events.len() as u64;
         at = events.last().map_or(at, |e| e.feed);
+    }
+    if audit {
+        audit_fold.finish(&mut tx).await?;
     }
     tx.commit().await?;
     Ok(replayed)
