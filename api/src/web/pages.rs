@@ -39,10 +39,11 @@ pub async fn login(
     Ok(html(StatusCode::OK, login_page(&next)))
 }
 
-fn login_page(next: &str) -> Markup {
+/// A page for someone not signed in: one narrow card under the brand, centred.
+fn signed_out_page(title: &str, script: &'static str, card: Markup) -> Markup {
     document(
-        "Sign in",
-        Some("login.js"),
+        title,
+        Some(script),
         markup! {
             main id="main" class="centered" {
                 div class="card card-narrow" {
@@ -50,24 +51,34 @@ fn login_page(next: &str) -> Markup {
                         span class="brand-mark" aria-hidden="true" { "E" }
                         span class="brand-name" { "Esqase" }
                     }
-                    h1 { "Sign in" }
-                    form class="stack" method="post" data-login data-next=(next) novalidate {
-                        div class="form-error" role="alert" data-form-error hidden {}
-                        div class="field" {
-                            label for="login-email" { "Email" }
-                            input id="login-email" type="email" name="email" autocomplete="username" required
-                                aria-describedby="login-email-error";
-                            p class="field-error" id="login-email-error" data-error-for="email" {}
-                        }
-                        div class="field" {
-                            label for="login-password" { "Password" }
-                            input id="login-password" type="password" name="password" autocomplete="current-password"
-                                required aria-describedby="login-password-error";
-                            p class="field-error" id="login-password-error" data-error-for="password" {}
-                        }
-                        button type="submit" class="button button-primary button-wide" { "Sign in" }
-                    }
+                    (card)
                 }
+            }
+        },
+    )
+}
+
+fn login_page(next: &str) -> Markup {
+    signed_out_page(
+        "Sign in",
+        "login.js",
+        markup! {
+            h1 { "Sign in" }
+            form class="stack" method="post" data-login data-next=(next) novalidate {
+                div class="form-error" role="alert" data-form-error hidden {}
+                div class="field" {
+                    label for="login-email" { "Email" }
+                    input id="login-email" type="email" name="email" autocomplete="username" required
+                        aria-describedby="login-email-error";
+                    p class="field-error" id="login-email-error" data-error-for="email" {}
+                }
+                div class="field" {
+                    label for="login-password" { "Password" }
+                    input id="login-password" type="password" name="password" autocomplete="current-password"
+                        required aria-describedby="login-password-error";
+                    p class="field-error" id="login-password-error" data-error-for="password" {}
+                }
+                button type="submit" class="button button-primary button-wide" { "Sign in" }
             }
         },
     )
@@ -79,29 +90,21 @@ fn login_page(next: &str) -> Markup {
 pub async fn accept_invitation() -> Response {
     html(
         StatusCode::OK,
-        document(
+        signed_out_page(
             "Accept your invitation",
-            Some("invitation.js"),
+            "invitation.js",
             markup! {
-                main id="main" class="centered" {
-                    div class="card card-narrow" {
-                        div class="brand brand-centered" {
-                            span class="brand-mark" aria-hidden="true" { "E" }
-                            span class="brand-name" { "Esqase" }
-                        }
-                        h1 { "Accept your invitation" }
-                        p class="muted" { "Choose a password to join your firm on Esqase. It needs at least 12 characters." }
-                        form class="stack" method="post" data-accept-invitation novalidate {
-                            div class="form-error" role="alert" data-form-error hidden {}
-                            div class="field" {
-                                label for="invitation-password" { "Password" }
-                                input id="invitation-password" type="password" name="password" autocomplete="new-password"
-                                    required minlength="12" aria-describedby="invitation-password-error";
-                                p class="field-error" id="invitation-password-error" data-error-for="password" {}
-                            }
-                            button type="submit" class="button button-primary button-wide" { "Set password and sign in" }
-                        }
+                h1 { "Accept your invitation" }
+                p class="muted" { "Choose a password to join your firm on Esqase. It needs at least 12 characters." }
+                form class="stack" method="post" data-accept-invitation novalidate {
+                    div class="form-error" role="alert" data-form-error hidden {}
+                    div class="field" {
+                        label for="invitation-password" { "Password" }
+                        input id="invitation-password" type="password" name="password" autocomplete="new-password"
+                            required minlength="12" aria-describedby="invitation-password-error";
+                        p class="field-error" id="invitation-password-error" data-error-for="password" {}
                     }
+                    button type="submit" class="button button-primary button-wide" { "Set password and sign in" }
                 }
             },
         ),

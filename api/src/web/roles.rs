@@ -12,26 +12,19 @@ use domain::{Permission, Role};
 use maud::html as markup;
 use std::sync::Arc;
 
-/// The grid's groups of permissions, in order.
-const GROUPS: [(&str, &[Permission]); 3] = [
-    (
-        "Data",
-        &[
-            Permission::ContactsRead,
-            Permission::ContactsWrite,
-            Permission::MattersRead,
-            Permission::MattersWrite,
-            Permission::LeadsRead,
-            Permission::LeadsWrite,
-            Permission::PracticeAreasRead,
-            Permission::PracticeAreasWrite,
-            Permission::MatterTypesRead,
-            Permission::MatterTypesWrite,
-        ],
-    ),
-    ("Administration", &[Permission::Members, Permission::AuditLog]),
-    ("Developers", &[Permission::ApiKeys]),
-];
+/// The grid's groups, in order. Every permission of `Permission::ALL` falls in one, so a new
+/// permission shows up without a second list to keep.
+const GROUPS: [&str; 3] = ["Data", "Administration", "Developers"];
+
+/// The group a permission is shown under: the firm's data, running the firm, or the
+/// Developers group the help page puts API keys in.
+fn group_of(permission: Permission) -> &'static str {
+    match permission {
+        permission if permission.is_data() => "Data",
+        Permission::ApiKeys => "Developers",
+        _ => "Administration",
+    }
+}
 
 /// `GET /settings/roles`.
 pub async fn page(State(state): State<Arc<AppState>>, Viewer(me): Viewer) -> PageResult {
@@ -63,10 +56,10 @@ pub async fn page(State(state): State<Arc<AppState>>, Viewer(me): Viewer) -> Pag
                         @for role in Role::ALL { th scope="col" { (role_words(role)) } }
                     }
                 }
-                @for (group, permissions) in GROUPS {
+                @for group in GROUPS {
                     tbody {
                         tr class="group-row" { th scope="colgroup" colspan="5" { (group) } }
-                        @for permission in permissions.iter().copied() {
+                        @for permission in Permission::ALL.into_iter().filter(|p| group_of(*p) == group) {
                             tr {
                                 th scope="row" { (permission_words(permission)) }
                                 @for role in Role::ALL {
