@@ -11,7 +11,7 @@ use projections::read_models::PgReadModels;
 use projections::runner::{ProjectionStatus, Runner};
 use projections::verification::{SharedVerification, VerificationProjection, VerificationState};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::sync::RwLock;
 use std::time::Duration;
@@ -50,24 +50,24 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let pool = commands::db::connect(&settings.database_url, settings.db_max_connections).await?;
     // Connect in the background: with NATS down the service still takes commands, and the
     // relay catches up when NATS returns.
-    let missed_at_ms = Arc::new(AtomicI64::new(0));
     let verification_status = Arc::new(ProjectionStatus::default());
     let nats = {
-        let (missed_at, status) = (missed_at_ms.clone(), verification_status.clone());
+        let status = verification_status.clone();
         async_nats::ConnectOptions::new().event_callback(move |event| {
-            let (missed_at, status) = (missed_at.clone(), status.clone());
+            let status = status.clone();
             async move {
                 // A (re)connection, or messages this client dropped: what was announced
                 // meanwhile never reached this node, so only Postgres can tell it.
-                if let async_nats::Event::Connected = event {
-                    status.nats_connections.fetch_add(1, Ordering::Relaxed);
-                }
-                if matches!(event, async_nats::Event::Connected | async_nats::Event::SlowConsumer(_)) {
-                    if let async_nats::Event::SlowConsumer(_) = event {
-                        tracing::warn!("NATS messages were dropped on this node; reading the feed from Postgres");
+                match event {
+                    async_nats::Event::Connected => {
+                        status.nats_connections.fetch_add(1, Ordering::Relaxed);
+                        status.mark_missed();
                     }
-                    missed_at.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
-                    status.wake.notify_one();
+                    async_nats::Event::SlowConsumer(_) => {
+                        tracing::warn!("NATS messages were dropped on this node; reading the feed from Postgres");
+                        status.mark_missed();
+                    }
+                    _ => {}
                 }
             }
         })
@@ -94,7 +94,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         verification.clone(),
         verification_status.clone(),
         relay_wake.clone(),
-        missed_at_ms,
     ));
     let log = EventLog::new(pool.clone(), Arc::new(PgReadModels), cluster.clone(), relay_wake);
     let relay_status = Arc::new(RelayStatus::default());

@@ -31,7 +31,7 @@ use commands::store::{FeedPosition, RecordedEvent};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -108,10 +108,6 @@ pub struct Cluster {
     lease_until: AtomicU64,
     /// The oldest last-heard time (µs since `epoch`) among remembered peers; `u64::MAX` with none.
     oldest_heard: AtomicU64,
-    /// When (ms since the Unix epoch) this node may last have missed a message (it
-    /// (re)connected or subscribed, or its client dropped messages): only a Postgres catch-up
-    /// begun after it makes the cache current again.
-    missed_at_ms: Arc<AtomicI64>,
     /// Peers by id: when each was last heard.
     peers: Mutex<HashMap<Uuid, Instant>>,
     /// Commands waiting on their commit, by notice id.
@@ -125,15 +121,13 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// A node under a fresh id. `missed_at_ms` is raised by the NATS connection's events
-    /// (reconnects, dropped messages); `relay_wake` is this node's relay's wake-up.
+    /// A node under a fresh id; `relay_wake` is this node's relay's wake-up.
     pub fn new(
         nats: async_nats::Client,
         names: NatsNames,
         verification: SharedVerification,
         status: Arc<ProjectionStatus>,
         relay_wake: Arc<Notify>,
-        missed_at_ms: Arc<AtomicI64>,
     ) -> Self {
         Cluster {
             node_id: Uuid::now_v7(),
@@ -145,7 +139,6 @@ impl Cluster {
             epoch: Instant::now(),
             lease_until: AtomicU64::new(0),
             oldest_heard: AtomicU64::new(u64::MAX),
-            missed_at_ms,
             peers: Mutex::new(HashMap::new()),
             waiting: Mutex::new(HashMap::new()),
             next_notice: AtomicU64::new(1),
@@ -177,7 +170,7 @@ impl Cluster {
         let caught_up_since = status.caught_up_since_ms.load(Ordering::Relaxed);
         let basics = self.nats.connection_state() == async_nats::connection::State::Connected
             && status.caught_up.load(Ordering::Relaxed)
-            && caught_up_since > self.missed_at_ms.load(Ordering::Relaxed)
+            && caught_up_since > status.missed_at_ms.load(Ordering::Relaxed)
             && now < self.lease_until.load(Ordering::Relaxed);
         if !basics {
             return false;
@@ -185,12 +178,6 @@ impl Cluster {
         let oldest_heard = self.oldest_heard.load(Ordering::Relaxed);
         let peer_silent = oldest_heard != u64::MAX && now.saturating_sub(oldest_heard) > LEASE.as_micros() as u64;
         !peer_silent || chrono::Utc::now().timestamp_millis() - caught_up_since <= POSTGRES_FRESH.as_millis() as i64
-    }
-
-    /// Records that messages may have been missed (NATS reconnected, or dropped messages).
-    pub fn mark_missed(&self) {
-        self.missed_at_ms.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
-        self.status.wake.notify_one();
     }
 
     /// Handles the cluster's messages and sends heartbeats until shutdown; says goodbye then.
@@ -205,7 +192,7 @@ impl Cluster {
             }
             tokio::time::sleep(HEARTBEAT).await;
         }
-        self.mark_missed();
+        self.status.mark_missed();
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -310,7 +297,7 @@ impl Cluster {
             Err(error) => {
                 // Something was committed, and this node cannot tell what: read Postgres.
                 tracing::warn!(%error, "an unreadable commit message; reading the feed from Postgres");
-                self.mark_missed();
+                self.status.mark_missed();
             }
         }
         self.relay_wake.notify_one();

@@ -41,7 +41,8 @@ pub trait Projection: Send {
     async fn apply(&mut self, events: &[RecordedEvent]) -> Result<(), ProjectionError>;
 }
 
-/// What a running projection reports, for `/readyz`, `/metrics` and the consistency barrier.
+/// What a running projection reports, for `/readyz`, `/metrics` and whether the verification
+/// state may answer on its own ([`crate::cluster::Cluster::trusts_cache`]).
 #[derive(Debug)]
 pub struct ProjectionStatus {
     /// The global sequence of its checkpoint.
@@ -57,6 +58,10 @@ pub struct ProjectionStatus {
     /// When (ms since the Unix epoch) the latest catch-up that reached the end of the feed
     /// began: everything committed before then is applied.
     pub caught_up_since_ms: AtomicI64,
+    /// When (ms since the Unix epoch) this node may last have missed a feed or cluster message
+    /// (NATS (re)connected, a subscription started, the client dropped messages): only a
+    /// catch-up from Postgres begun after it makes the state current again.
+    pub missed_at_ms: AtomicI64,
     /// Raised on every NATS (re)connection. A JetStream consumer made before a NATS server
     /// restart keeps retrying its old server-side state for many seconds instead of ending, so
     /// the runner makes a new one whenever this changes.
@@ -72,12 +77,19 @@ impl Default for ProjectionStatus {
             applied: tokio::sync::watch::channel(FeedPosition::START).0,
             wake: tokio::sync::Notify::new(),
             caught_up_since_ms: AtomicI64::new(0),
+            missed_at_ms: AtomicI64::new(0),
             nats_connections: AtomicU64::new(0),
         }
     }
 }
 
 impl ProjectionStatus {
+    /// Records that messages may have been missed, and asks for a catch-up from Postgres now.
+    pub fn mark_missed(&self) {
+        self.missed_at_ms.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
     /// Returns once the projection has applied `position`, or after `bound`; true if it has.
     pub async fn wait_for(&self, position: FeedPosition, bound: Duration) -> bool {
         let mut applied = self.applied.subscribe();
