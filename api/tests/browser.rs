@@ -26,22 +26,41 @@ fn workspace() -> PathBuf {
 }
 
 /// axe-core's script, installed from the npm registry into `target/axe-core` on first use.
+///
+/// Both tests in this file start at once, and on a fresh checkout neither finds the script: one
+/// install per process (the lock), into a folder of its own that is renamed into place when
+/// complete, so no test (here or in a second `cargo test`) ever reads a half-written file.
 fn axe_source() -> Result<String> {
-    let prefix = workspace().join("target").join("axe-core");
-    let script = prefix.join("node_modules").join("axe-core").join("axe.min.js");
-    if !script.exists() {
-        std::fs::create_dir_all(&prefix)?;
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let target = workspace().join("target");
+    let prefix = target.join("axe-core");
+    let script = |prefix: &Path| prefix.join("node_modules").join("axe-core").join("axe.min.js");
+    if !script(&prefix).exists() {
+        let staging = target.join(format!("axe-core.installing.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging)?;
         let status = Command::new("npm")
             .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
-            .arg(&prefix)
+            .arg(&staging)
             .arg(format!("axe-core@{AXE_VERSION}"))
             .status()
             .context("npm is needed to fetch axe-core for the browser tests")?;
-        if !status.success() {
+        if !status.success() || !script(&staging).exists() {
+            let _ = std::fs::remove_dir_all(&staging);
             bail!("npm could not install axe-core@{AXE_VERSION}");
         }
+        // A folder left by an interrupted install of an older kind is replaced; one another
+        // process finished first is as good as ours.
+        if !script(&prefix).exists() {
+            let _ = std::fs::remove_dir_all(&prefix);
+        }
+        if std::fs::rename(&staging, &prefix).is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
     }
-    std::fs::read_to_string(&script).with_context(|| format!("reading {}", script.display()))
+    let path = script(&prefix);
+    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
 }
 
 /// A chromedriver started for one test, on a free port; stopped when dropped.
