@@ -14,14 +14,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn")))
         .json()
         .init();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve => {
             let running = api::serve::start(cli.settings).await?;
-            tracing::info!(addr = %running.addr, "listening");
+            tracing::info!(addr = %running.addr, page = %format!("http://{}/settings/developers", running.addr), "listening");
+            eprintln!("Esqase is listening: open http://{}/settings/developers", running.addr);
             let shutdown = running.shutdown.clone();
             tokio::spawn(async move {
                 api::serve::shutdown_signal().await;

@@ -43,25 +43,63 @@ impl Running {
     }
 }
 
+/// What a person starting the service needs to read when Postgres fails it: where it was looked
+/// for (never the password) and, when it does not answer, how to start it.
+fn postgres_error(url: &str, error: sqlx::Error) -> anyhow::Error {
+    let shown = match url.parse::<sqlx::postgres::PgConnectOptions>() {
+        Ok(options) => format!(
+            "postgres://{}@{}:{}/{}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("postgres")
+        ),
+        Err(_) => return anyhow::Error::new(error).context("DATABASE_URL is not a Postgres URL"),
+    };
+    let unreachable = matches!(error, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_));
+    let context = if unreachable {
+        format!(
+            "could not reach Postgres at {shown}: start it (on Debian: `pg_ctlcluster <version> main start`) \
+             or set DATABASE_URL to one that runs"
+        )
+    } else {
+        format!("could not prepare the database at {shown}")
+    };
+    anyhow::Error::new(error).context(context)
+}
+
 /// Creates the database if missing, applies migrations, connects to NATS, starts the relay and
 /// serves the API. Returns once it listens.
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let names = NatsNames::new(&settings.nats_prefix)?;
-    let pool = commands::db::connect(&settings.database_url, settings.db_max_connections).await?;
+    let pool = commands::db::connect(&settings.database_url, settings.db_max_connections)
+        .await
+        .map_err(|e| postgres_error(&settings.database_url, e))?;
     // Connect in the background: with NATS down the service still takes commands, and the
     // relay catches up when NATS returns.
     let verification_status = Arc::new(ProjectionStatus::default());
     let nats = {
         let status = verification_status.clone();
+        let nats_url = Arc::<str>::from(settings.nats_url.as_str());
         async_nats::ConnectOptions::new().event_callback(move |event| {
             let status = status.clone();
+            let nats_url = nats_url.clone();
             async move {
                 // A (re)connection, or messages this client dropped: what was announced
                 // meanwhile never reached this node, so only Postgres can tell it.
                 match event {
                     async_nats::Event::Connected => {
+                        tracing::info!("connected to NATS");
                         status.nats_connections.fetch_add(1, Ordering::Relaxed);
                         status.mark_missed();
+                    }
+                    // Said once per outage (the client's own retries are logged at debug).
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!(
+                            nats_url = %nats_url,
+                            "NATS is unreachable: commands are still taken and other nodes catch up \
+                             from Postgres; start it with `nats-server -js` (or set NATS_URL)"
+                        );
                     }
                     async_nats::Event::SlowConsumer(_) => {
                         tracing::warn!("NATS messages were dropped on this node; reading the feed from Postgres");
@@ -194,5 +232,20 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_postgres_is_named_without_its_password_with_how_to_start_it() {
+        let error = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let message =
+            format!("{:#}", postgres_error("postgres://esq:hunter2@db.internal:6543/firm", sqlx::Error::Io(error)));
+        assert!(message.starts_with("could not reach Postgres at postgres://esq@db.internal:6543/firm"), "{message}");
+        assert!(message.contains("pg_ctlcluster") && message.contains("DATABASE_URL"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
     }
 }

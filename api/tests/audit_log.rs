@@ -257,16 +257,12 @@ async fn an_expiry_is_recorded_with_the_system_as_its_actor() -> anyhow::Result<
     .await;
     let key_id = created["api_key"]["id"].as_str().unwrap().to_owned();
     // The expiry sweeper (every 500 ms in tests) records it soon after the instant passes.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let expired = loop {
+    let expired = eventually("an api_key.expired entry", async || {
         let answer = client.get("/v1/audit-log?action=api_key.expired", &owner.token).await;
         assert_eq!(answer.status, 200, "{}", answer.text);
-        if let Some(entry) = answer.body["data"].as_array().and_then(|d| d.first()) {
-            break entry.clone();
-        }
-        assert!(Instant::now() < deadline, "no api_key.expired entry within 15 s");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+        answer.body["data"].as_array().and_then(|d| d.first()).cloned()
+    })
+    .await;
     assert_eq!(expired["actor"], json!({"type": "system", "id": null, "name": null}));
     assert_eq!(expired["target"], json!({"type": "api_key", "id": key_id, "name": "Short lived"}));
     assert_eq!(expired["details"], json!({"expires_at": expires_text}));
@@ -628,10 +624,19 @@ async fn exports_stream_the_filtered_log_as_csv_and_json_lines() -> anyhow::Resu
         rows[1].contains(",api_key.revoked,") && rows[1].contains("\"{\"\"reason\"\":\"\"revoked_by_member\"\"}\"")
     );
 
+    // A name a spreadsheet would run as a formula is neutralised in the CSV, kept exact in JSON lines.
+    let formula = create_key(&client, &owner, &key_named("=HYPERLINK(\"https://evil.test\")")).await;
+    let formula_id = formula["api_key"]["id"].as_str().unwrap().to_owned();
+    let csv = client.get(&format!("/v1/audit-log/export?format=csv&api_key_id={formula_id}"), &owner.token).await;
+    assert!(csv.text.contains(",\"'=HYPERLINK(\"\"https://evil.test\"\")\","), "{}", csv.text);
+    let jsonl = client.get(&format!("/v1/audit-log/export?format=jsonl&api_key_id={formula_id}"), &owner.token).await;
+    let exact: Value = serde_json::from_str(jsonl.text.trim())?;
+    assert_eq!(exact["target"]["name"], "=HYPERLINK(\"https://evil.test\")");
+
     let filtered = client
         .get("/v1/audit-log/export?format=jsonl&action=api_key.created&since=2000-01-01T00:00:00Z", &owner.token)
         .await;
-    assert_eq!(filtered.text.lines().count(), 2);
+    assert_eq!(filtered.text.lines().count(), 3);
 
     for bad in ["", "?format=xml", "?format=csv&action=nope", "?format=csv&since=today", "?format=csv&limit=5"] {
         client.get(&format!("/v1/audit-log/export{bad}"), &owner.token).await.assert_problem(400, "invalid_query");

@@ -87,20 +87,17 @@ async fn an_expired_key_stops_working_at_its_instant_and_the_sweeper_records_it(
 
     let id = created["api_key"]["id"].as_str().expect("an id");
     let pool = sqlx::PgPool::connect(&app.settings.database_url).await?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually("the sweeper records the expiry", async || {
         let expired: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM events WHERE stream_id = $1::uuid AND event_type = 'ApiKeyExpired'",
         )
         .bind(id)
         .fetch_one(&pool)
-        .await?;
-        if expired == 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the sweeper recorded the expiry");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        .await
+        .ok()?;
+        (expired == 1).then_some(())
+    })
+    .await;
     let shown = client.get(&format!("/v1/api-keys/{id}"), &owner.token).await;
     assert_eq!(shown.body["status"], "expired");
     pool.close().await;
@@ -198,48 +195,37 @@ async fn last_used_shows_a_use_within_one_flush_interval_without_a_write_per_req
     for _ in 0..50 {
         assert_eq!(current(&client, &secret, None).await.status, 200);
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    eventually("last_used_at appears within a flush interval", async || {
         let shown = client.get(&format!("/v1/api-keys/{id}"), &owner.token).await;
-        if shown.body["last_used_at"].is_string() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "last_used_at appears within a flush interval");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        shown.body["last_used_at"].is_string().then_some(())
+    })
+    .await;
     // Every use is counted, in far fewer events than requests.
     let pool = sqlx::PgPool::connect(&app.settings.database_url).await?;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    let events = eventually("all 50 uses flushed", async || {
         let (events, uses): (i64, Option<i64>) = sqlx::query_as(
             "SELECT count(*), sum((payload->>'count')::bigint)::bigint FROM events
              WHERE stream_id = $1::uuid AND event_type = 'ApiKeyUsed'",
         )
         .bind(&id)
         .fetch_one(&pool)
-        .await?;
-        if uses == Some(50) {
-            assert!(events < 50, "uses are coalesced: {events} Used events for 50 requests");
-            break;
-        }
-        assert!(Instant::now() < deadline, "all 50 uses flushed; so far {uses:?} in {events} events");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        .await
+        .ok()?;
+        (uses == Some(50)).then_some(events)
+    })
+    .await;
+    assert!(events < 50, "uses are coalesced: {events} Used events for 50 requests");
     pool.close().await;
 
     // The key's own view (from the node's memory) is the keys table's row (from Postgres), field
     // for field, once the latest flushed use has reached both.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    let own = eventually("the key's own view matches its row", async || {
         let shown = client.get(&format!("/v1/api-keys/{id}"), &owner.token).await;
         let own = current(&client, &secret, None).await;
-        if own.body["api_key"] == shown.body {
-            assert_eq!(own.body["firm"], json!({"id": owner.firm_id, "name": "Acme Law"}));
-            break;
-        }
-        assert!(Instant::now() < deadline, "the key's own view {} matches its row {}", own.text, shown.text);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (own.body["api_key"] == shown.body).then_some(own)
+    })
+    .await;
+    assert_eq!(own.body["firm"], json!({"id": owner.firm_id, "name": "Acme Law"}));
     app.stop().await
 }
 

@@ -140,10 +140,19 @@ const CSV_HEADER: &str = "id,sequence,occurred_at,action,actor_type,actor_id,act
                           target_name,details,hash,previous_hash\r\n";
 
 /// One CSV field (RFC 4180): quoted, with quotes doubled, when it holds a comma, a quote or a
-/// line break; as itself otherwise. Values are written exactly, so hashes can be recomputed.
+/// line break; as itself otherwise.
+///
+/// A value a spreadsheet would run as a formula (one that begins with `=`, `+`, `-`, `@`, a tab
+/// or a carriage return, such as a key named `=HYPERLINK(…)`) is neutralised the OWASP way: a
+/// leading `'` and quoted. The CSV is for people; the JSON lines export keeps every value exact,
+/// for recomputing hashes.
 fn csv_field(out: &mut String, value: &str) {
-    if value.contains([',', '"', '\r', '\n']) {
+    let formula = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if formula || value.contains([',', '"', '\r', '\n']) {
         out.push('"');
+        if formula {
+            out.push('\'');
+        }
         out.push_str(&value.replace('"', "\"\""));
         out.push('"');
     } else {
@@ -306,6 +315,23 @@ mod tests {
             csv_field(&mut out, value);
         }
         assert_eq!(out, "plain,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",");
+    }
+
+    #[test]
+    fn a_value_a_spreadsheet_would_run_is_neutralised() {
+        for (value, written) in [
+            ("=HYPERLINK(\"https://evil.test\",\"Open\")", "\"'=HYPERLINK(\"\"https://evil.test\"\",\"\"Open\"\")\""),
+            ("+1", "\"'+1\""),
+            ("-2+3", "\"'-2+3\""),
+            ("@SUM(A1)", "\"'@SUM(A1)\""),
+            ("\tcmd", "\"'\tcmd\""),
+            ("\rcmd", "\"'\rcmd\""),
+            ("Zapier = sync", "Zapier = sync"),
+        ] {
+            let mut out = String::new();
+            csv_field(&mut out, value);
+            assert_eq!(out, written, "{value:?}");
+        }
     }
 
     #[test]
