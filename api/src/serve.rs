@@ -43,6 +43,18 @@ impl Running {
     }
 }
 
+/// How long a starting node gives NATS before it says that NATS does not answer.
+const NATS_FIRST_CONNECT: Duration = Duration::from_secs(2);
+
+/// Said once per outage (the client's own retries are logged at debug, below the default filter).
+fn say_nats_is_unreachable(url: &str) {
+    tracing::warn!(
+        nats_url = %url,
+        "NATS is unreachable: commands are still taken and other nodes catch up from Postgres; \
+         start it with `nats-server -js` (or set NATS_URL)"
+    );
+}
+
 /// What a person starting the service needs to read when Postgres fails it: where it was looked
 /// for (never the password) and, when it does not answer, how to start it.
 fn postgres_error(url: &str, error: sqlx::Error) -> anyhow::Error {
@@ -93,14 +105,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                         status.nats_connections.fetch_add(1, Ordering::Relaxed);
                         status.mark_missed();
                     }
-                    // Said once per outage (the client's own retries are logged at debug).
-                    async_nats::Event::Disconnected => {
-                        tracing::warn!(
-                            nats_url = %nats_url,
-                            "NATS is unreachable: commands are still taken and other nodes catch up \
-                             from Postgres; start it with `nats-server -js` (or set NATS_URL)"
-                        );
-                    }
+                    async_nats::Event::Disconnected => say_nats_is_unreachable(&nats_url),
                     async_nats::Event::SlowConsumer(_) => {
                         tracing::warn!("NATS messages were dropped on this node; reading the feed from Postgres");
                         status.mark_missed();
@@ -114,6 +119,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     .name(format!("esqase-{}", names.prefix()))
     .connect(&settings.nats_url)
     .await?;
+    let nats_client = nats.clone();
     // The verification state starts from the read models as of a known feed position, so a
     // node does not replay the whole log to start.
     let loading = std::time::Instant::now();
@@ -165,6 +171,21 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
     let mut tasks = JoinSet::new();
+    {
+        // A NATS that never answered since start raises no Disconnected: say it once here.
+        let (nats, url, shutdown) = (nats_client.clone(), settings.nats_url.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(NATS_FIRST_CONNECT) => {
+                    if nats.connection_state() != async_nats::connection::State::Connected {
+                        say_nats_is_unreachable(&url);
+                    }
+                }
+            }
+            Ok(())
+        });
+    }
     {
         let shutdown = shutdown.clone();
         tasks.spawn(async move {

@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use support::{create_key, join, key_named, sign_up, Client, Signed, TestApp};
+use support::{create_key, eventually, join, key_named, sign_up, Client, Signed, TestApp};
 
 /// Every entry of the firm as `who` sees it, oldest first.
 async fn log_of(client: &Client, who: &Signed) -> Vec<Value> {
