@@ -525,6 +525,26 @@ async fn tampering_with_an_entry_is_detected_and_named() -> anyhow::Result<()> {
         json!({"ok": false, "entries": 4, "first_broken_sequence": 2})
     );
 
+    // A log whose newest entries were deleted still hashes as a chain; its head, kept apart
+    // from the entries, names the first one missing, and the export says where it should end.
+    projections::rebuild::rebuild(&pool, "audit_log").await?;
+    sqlx::query("DELETE FROM audit_log WHERE firm_id = $1::uuid AND sequence >= 4")
+        .bind(&owner.firm_id)
+        .execute(&pool)
+        .await?;
+    assert_eq!(
+        client.get("/v1/audit-log/verify", &owner.token).await.body,
+        json!({"ok": false, "entries": 3, "first_broken_sequence": 4})
+    );
+    let truncated = cli_verify(&app, &owner.firm_id);
+    assert!(String::from_utf8_lossy(&truncated.stderr).contains("broken at sequence 4"), "{truncated:?}");
+    let export = client.get("/v1/audit-log/export?format=jsonl", &owner.token).await;
+    assert_eq!(export.text.lines().count(), 3);
+    assert_eq!(
+        export.header("esqase-audit-chain-head"),
+        format!("sequence=5; hash={}", entries[4]["hash"].as_str().unwrap())
+    );
+
     // A rebuild from the log restores the chain exactly.
     projections::rebuild::rebuild(&pool, "audit_log").await?;
     assert_eq!(client.get("/v1/audit-log/verify", &owner.token).await.body, json!({"ok": true, "entries": 5}));

@@ -28,7 +28,7 @@ use uuid::Uuid;
 pub const NAME: &str = "audit_log";
 
 /// The tables this fold owns, emptied before a rebuild.
-pub const TABLES: &str = "audit_log";
+pub const TABLES: &str = "audit_log, audit_chain_heads";
 
 /// The `previous_hash` of a firm's first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -324,14 +324,27 @@ fn name_of(created: Option<&Event>) -> Option<String> {
     }
 }
 
-/// The last entry of a firm's chain: its sequence and hash.
+/// The last entry of a firm's chain, as its head row keeps it: its sequence and hash. A chain
+/// whose newest entries were deleted goes on from the head, so the gap shows.
 async fn chain_head(conn: &mut PgConnection, firm: Uuid) -> Result<(i64, String), sqlx::Error> {
-    let head: Option<(i64, String)> =
-        sqlx::query_as("SELECT sequence, hash FROM audit_log WHERE firm_id = $1 ORDER BY sequence DESC LIMIT 1")
-            .bind(firm)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let head: Option<(i64, String)> = sqlx::query_as("SELECT sequence, hash FROM audit_chain_heads WHERE firm_id = $1")
+        .bind(firm)
+        .fetch_optional(&mut *conn)
+        .await?;
     Ok(head.unwrap_or((0, GENESIS_HASH.to_owned())))
+}
+
+/// A firm's chain head as it is now (sequence 0 and the genesis hash before its first entry).
+pub async fn head(pool: &PgPool, firm: FirmId) -> Result<ChainHead, sqlx::Error> {
+    let (sequence, hash) = chain_head(&mut *pool.acquire().await?, firm.as_uuid()).await?;
+    Ok(ChainHead { sequence, hash })
+}
+
+/// The newest entry a firm's chain should end with, kept apart from the entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainHead {
+    pub sequence: i64,
+    pub hash: String,
 }
 
 /// Folds one event into its firm's audit log, appending an entry to the firm's chain.
@@ -423,6 +436,16 @@ async fn insert(conn: &mut PgConnection, firm: Uuid, entries: &[AuditEntry]) -> 
             .push_bind(entry.hash.clone());
     });
     rows.build().execute(&mut *conn).await?;
+    let Some(newest) = entries.last() else { return Ok(()) };
+    sqlx::query(
+        "INSERT INTO audit_chain_heads (firm_id, sequence, hash) VALUES ($1, $2, $3)
+         ON CONFLICT (firm_id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash",
+    )
+    .bind(firm)
+    .bind(newest.sequence)
+    .bind(&newest.hash)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -629,7 +652,8 @@ pub struct Verification {
     /// How many entries the firm's log holds.
     pub entries: i64,
     /// The first sequence at which the chain breaks: an entry whose fields no longer give its
-    /// hash, whose `previous_hash` is not the hash before it, or that is missing.
+    /// hash, whose `previous_hash` is not the hash before it, or that is missing (including the
+    /// newest ones, which the chain head kept apart from the entries still names).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_broken_sequence: Option<i64>,
 }
@@ -639,7 +663,10 @@ pub const BATCH: i64 = 1000;
 
 /// Walks `firm`'s chain from the first entry and names the first broken one.
 pub async fn verify(pool: &PgPool, firm: FirmId) -> Result<Verification, sqlx::Error> {
+    // The head first: entries appended while the walk runs only lie beyond it.
+    let head = head(pool, firm).await?;
     let up_to = last_sequence(pool, firm).await?;
+    let mut head_seen = head.sequence == 0;
     let mut expected_sequence = 1;
     let mut previous_hash = GENESIS_HASH.to_owned();
     let mut broken = None;
@@ -656,9 +683,17 @@ pub async fn verify(pool: &PgPool, firm: FirmId) -> Result<Verification, sqlx::E
                 broken = Some(expected_sequence);
                 break 'walk;
             }
+            if entry.sequence == head.sequence {
+                head_seen = entry.hash == head.hash;
+            }
             previous_hash.clone_from(&entry.hash);
             expected_sequence += 1;
         }
+    }
+    // Whole as far as it goes: does it reach its head? Entries deleted from the end leave a
+    // chain that hashes, and show only here.
+    if broken.is_none() && !head_seen {
+        broken = Some(expected_sequence);
     }
     let entries: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE firm_id = $1")
         .bind(firm.as_uuid())

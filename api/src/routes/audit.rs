@@ -7,7 +7,7 @@ use crate::extract::{ListQuery, PageParams, Permitted, ReadsAuditLog};
 use crate::openapi::{problems, LIST, SESSION};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use domain::FirmId;
@@ -255,6 +255,10 @@ async fn next_chunk(mut export: Export) -> Result<Option<(Bytes, Export)>, Expor
                 ("Cache-Control" = String, description = "`no-store`."),
                 ("Content-Disposition" = String,
                     description = "`attachment; filename=\"audit-log-{firm}.{csv|jsonl}\"`."),
+                ("Esqase-Audit-Chain-Head" = String,
+                    description = "`sequence={n}; hash={hex}`: the firm's newest entry as its chain head, kept apart \
+                                   from the entries, recorded it when the export began. A whole export that ends \
+                                   before it has lost its newest entries."),
             )),
         ListProblems,
     )
@@ -277,6 +281,9 @@ async fn export(State(state): State<Arc<AppState>>, me: Permitted<ReadsAuditLog>
         _ => return Err(ApiError::InvalidQuery("format must be csv or jsonl".into())),
     };
     let filter = parse_filter(&filters)?;
+    // The head first, so the file's end can be checked against it: entries appended meanwhile
+    // only lie beyond it.
+    let head = audit::head(state.pool(), me.firm_id).await?;
     let up_to = audit::last_sequence(state.pool(), me.firm_id).await?;
     let start =
         Export { pool: state.pool().clone(), firm: me.firm_id, filter, format, after: 0, up_to, header_sent: false };
@@ -293,6 +300,9 @@ async fn export(State(state): State<Arc<AppState>>, me: Permitted<ReadsAuditLog>
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(chain_head) = HeaderValue::from_str(&format!("sequence={}; hash={}", head.sequence, head.hash)) {
+        headers.insert(HeaderName::from_static("esqase-audit-chain-head"), chain_head);
+    }
     if let Ok(disposition) =
         HeaderValue::from_str(&format!("attachment; filename=\"audit-log-{}.{extension}\"", me.firm_id))
     {
