@@ -652,8 +652,8 @@ pub struct Verification {
     /// How many entries the firm's log holds.
     pub entries: i64,
     /// The first sequence at which the chain breaks: an entry whose fields no longer give its
-    /// hash, whose `previous_hash` is not the hash before it, or that is missing (including the
-    /// newest ones, which the chain head kept apart from the entries still names).
+    /// hash, whose `previous_hash` is not the hash before it, or that is missing (the newest
+    /// ones too: the chain head, kept apart from the entries, still names them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_broken_sequence: Option<i64>,
 }

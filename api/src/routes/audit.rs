@@ -256,8 +256,8 @@ async fn next_chunk(mut export: Export) -> Result<Option<(Bytes, Export)>, Expor
                 ("Content-Disposition" = String,
                     description = "`attachment; filename=\"audit-log-{firm}.{csv|jsonl}\"`."),
                 ("Esqase-Audit-Chain-Head" = String,
-                    description = "`sequence={n}; hash={hex}`: the firm's newest entry as its chain head, kept apart \
-                                   from the entries, recorded it when the export began. A whole export that ends \
+                    description = "`sequence={n}; hash={hex}`: the firm's newest entry when the export began, as its \
+                                   chain head (kept apart from the entries) records it. A whole export that ends \
                                    before it has lost its newest entries."),
             )),
         ListProblems,
