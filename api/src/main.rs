@@ -21,8 +21,9 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => {
             let running = api::serve::start(cli.settings).await?;
-            tracing::info!(addr = %running.addr, page = %format!("http://{}/settings/developers", running.addr), "listening");
-            eprintln!("Esqase is listening: open http://{}/settings/developers", running.addr);
+            let page = format!("http://{}/settings/developers", running.addr);
+            tracing::info!(addr = %running.addr, %page, "listening");
+            eprintln!("Esqase is listening: open {page}");
             let shutdown = running.shutdown.clone();
             tokio::spawn(async move {
                 api::serve::shutdown_signal().await;

@@ -341,7 +341,7 @@ pub async fn head(pool: &PgPool, firm: FirmId) -> Result<ChainHead, sqlx::Error>
 }
 
 /// The newest entry a firm's chain should end with, kept apart from the entries.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct ChainHead {
     pub sequence: i64,
     pub hash: String,
@@ -415,9 +415,11 @@ fn entry_for(
 
 /// Writes entries of one firm in one statement.
 async fn insert(conn: &mut PgConnection, firm: Uuid, entries: &[AuditEntry]) -> Result<(), sqlx::Error> {
+    let Some(newest) = entries.last() else { return Ok(()) };
+    // The entries and the firm's chain head in one statement: one round trip per command.
     let mut rows = QueryBuilder::<Postgres>::new(
-        "INSERT INTO audit_log (firm_id, sequence, id, occurred_at, action, actor_type, actor_id, actor_name,
-                                target_type, target_id, target_name, details, previous_hash, hash) ",
+        "WITH entries AS (INSERT INTO audit_log (firm_id, sequence, id, occurred_at, action, actor_type, actor_id,
+                                actor_name, target_type, target_id, target_name, details, previous_hash, hash) ",
     );
     rows.push_values(entries, |mut row, entry| {
         row.push_bind(firm)
@@ -435,17 +437,14 @@ async fn insert(conn: &mut PgConnection, firm: Uuid, entries: &[AuditEntry]) -> 
             .push_bind(entry.previous_hash.clone())
             .push_bind(entry.hash.clone());
     });
+    rows.push(") INSERT INTO audit_chain_heads (firm_id, sequence, hash) VALUES (")
+        .push_bind(firm)
+        .push(", ")
+        .push_bind(newest.sequence)
+        .push(", ")
+        .push_bind(newest.hash.clone())
+        .push(") ON CONFLICT (firm_id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash");
     rows.build().execute(&mut *conn).await?;
-    let Some(newest) = entries.last() else { return Ok(()) };
-    sqlx::query(
-        "INSERT INTO audit_chain_heads (firm_id, sequence, hash) VALUES ($1, $2, $3)
-         ON CONFLICT (firm_id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash",
-    )
-    .bind(firm)
-    .bind(newest.sequence)
-    .bind(&newest.hash)
-    .execute(&mut *conn)
-    .await?;
     Ok(())
 }
 
