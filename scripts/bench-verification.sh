@@ -68,7 +68,7 @@ if ! command -v wrk >/dev/null; then
     $sudo_cmd apt-get install -y wrk >/dev/null || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y wrk >/dev/null; }
 fi
 log "building release binaries"
-cargo build --release --locked -p api --bins
+cargo build --release --locked -p api -p bench --bins
 ESQASE=./target/release/esqase
 SEED=./target/release/esqase-bench-seed
 

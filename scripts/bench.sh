@@ -102,7 +102,7 @@ for tool in wrk pgbench psql curl; do
 done
 if [[ "$BUILD" == 1 ]]; then
     log "building release binaries"
-    cargo build --release --locked -p api --bins
+    cargo build --release --locked -p api -p bench --bins
 fi
 ESQASE=./target/release/esqase
 SEED=./target/release/esqase-bench-seed

@@ -71,10 +71,10 @@ fi
 PYTHON="$VENV/bin/python"
 if [[ "$PROFILE" == release ]]; then
     log "building release binaries"
-    cargo build --release --locked -p api --bin esqase --bin esqase-bench-seed
+    cargo build --release --locked -p api -p bench --bin esqase --bin esqase-bench-seed
 else
     log "building debug binaries"
-    cargo build --locked -p api --bin esqase --bin esqase-bench-seed
+    cargo build --locked -p api -p bench --bin esqase --bin esqase-bench-seed
 fi
 mkdir -p "$REPORTS"
 

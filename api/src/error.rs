@@ -317,7 +317,7 @@ impl IntoResponse for ApiError {
 impl From<CommandError> for ApiError {
     fn from(error: CommandError) -> Self {
         match error {
-            CommandError::Validation(errors) => ApiError::Validation(errors.0),
+            CommandError::Validation(errors) => errors.into(),
             CommandError::NotFound => ApiError::NotFound,
             CommandError::PermissionDenied => ApiError::PermissionDenied,
             CommandError::EmailTaken => ApiError::EmailTaken,
@@ -337,6 +337,12 @@ impl From<CommandError> for ApiError {
                 ApiError::Internal
             }
         }
+    }
+}
+
+impl From<domain::FieldErrors> for ApiError {
+    fn from(errors: domain::FieldErrors) -> Self {
+        ApiError::Validation(errors.0)
     }
 }
 

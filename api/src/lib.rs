@@ -8,6 +8,7 @@ pub mod deadline;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod requests;
 pub mod routes;
 pub mod serve;
 pub mod testing;

@@ -4,66 +4,28 @@ use crate::aggregates::load_firm;
 use crate::auth::{hash_password, start_session, NewSession, SignedInMember};
 use crate::error::CommandError;
 use crate::log::now;
+use crate::read_back::ReadBack;
 use crate::retry_once;
 use crate::store::{Append, Metadata};
 use crate::Commands;
 use domain::firm::{self, FirmCommand};
 use domain::member::{self, MemberCommand};
 use domain::names::{Email, FirmName, FirmTimeZone, Password, PersonName};
-use domain::{Actor, FieldErrors, FirmId, MemberId, PermissionSet, Role};
-use serde::Deserialize;
+use domain::{Actor, FirmId, MemberId, PermissionSet, Role};
 
-/// `POST /v1/firms`, as sent.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SignupRequest {
-    /// The firm's name.
-    #[schema(required = true, schema_with = firm_name_schema)]
-    pub firm_name: Option<String>,
-    /// An IANA time zone; `UTC` when absent or null. An unknown zone is a 422.
-    #[schema(examples("America/New_York"))]
-    pub time_zone: Option<String>,
-    /// The owner.
-    #[schema(required = true, value_type = OwnerRequest)]
-    pub owner: Option<OwnerRequest>,
+/// A firm as its owner signs it up, every field parsed.
+pub struct NewFirm {
+    pub name: FirmName,
+    pub time_zone: FirmTimeZone,
+    pub owner: NewOwner,
 }
 
-/// The owner part of a signup.
-#[derive(Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OwnerRequest {
-    /// Their name.
-    #[schema(required = true, schema_with = person_name_schema)]
-    pub name: Option<String>,
-    /// Their login: unique across the service, compared without case.
-    #[schema(required = true, schema_with = domain::schema::email)]
-    pub email: Option<String>,
-    /// 12 to 1024 characters, not trimmed.
-    #[schema(required = true, schema_with = password_schema)]
-    pub password: Option<String>,
-}
-
-fn firm_name_schema() -> utoipa::openapi::schema::ObjectBuilder {
-    domain::schema::single_line(FirmName::MAX_CHARS).examples(["Acme Law"])
-}
-
-/// The schema of a person's name.
-pub fn person_name_schema() -> utoipa::openapi::schema::ObjectBuilder {
-    domain::schema::single_line(PersonName::MAX_CHARS).examples(["Olivia Owner"])
-}
-
-/// The schema of a password as typed.
-pub fn password_schema() -> utoipa::openapi::schema::ObjectBuilder {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .min_length(Some(Password::MIN_CHARS))
-        .max_length(Some(Password::MAX_CHARS))
-}
-
-impl std::fmt::Debug for OwnerRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OwnerRequest").field("name", &self.name).field("email", &self.email).finish_non_exhaustive()
-    }
+/// The owner of a [`NewFirm`].
+pub struct NewOwner {
+    pub name: PersonName,
+    /// Their login: unique across the service.
+    pub email: Email,
+    pub password: Password,
 }
 
 /// A firm just signed up.
@@ -76,40 +38,16 @@ pub struct Signup {
     pub session: NewSession,
 }
 
-/// Parses a required text field, recording "is required" when absent.
-pub(crate) fn required<T, E: std::fmt::Display>(
-    errors: &mut FieldErrors,
-    field: &str,
-    value: Option<&str>,
-    parse: impl FnOnce(&str) -> Result<T, E>,
-) -> Option<T> {
-    match value {
-        Some(raw) => errors.check(field, parse(raw)),
-        None => {
-            errors.push(field, "is required");
-            None
-        }
-    }
-}
-
 impl Commands {
-    /// Creates a firm and its owner, and signs the owner in.
-    pub async fn sign_up(&self, request: SignupRequest, request_id: Option<String>) -> Result<Signup, CommandError> {
-        let mut errors = FieldErrors::new();
-        let firm_name = required(&mut errors, "firm_name", request.firm_name.as_deref(), FirmName::parse);
-        let time_zone = match request.time_zone.as_deref() {
-            None => Some(FirmTimeZone::default()),
-            Some(raw) => errors.check("time_zone", FirmTimeZone::parse(raw)),
-        };
-        let owner = request.owner.unwrap_or_default();
-        let name = required(&mut errors, "owner.name", owner.name.as_deref(), PersonName::parse);
-        let email = required(&mut errors, "owner.email", owner.email.as_deref(), Email::parse);
-        let password = required(&mut errors, "owner.password", owner.password.as_deref(), Password::parse);
-        let (Some(firm_name), Some(time_zone), Some(name), Some(email), Some(password)) =
-            (firm_name, time_zone, name, email, password)
-        else {
-            return Err(errors.into());
-        };
+    /// Creates a firm and its owner, signs the owner in, and reads both back (`read_back`, given
+    /// the firm's and the owner's ids) in the command's own transaction.
+    pub async fn sign_up<T, R: ReadBack<(FirmId, MemberId), T>>(
+        &self,
+        firm: NewFirm,
+        request_id: Option<String>,
+        read_back: R,
+    ) -> Result<(Signup, T), CommandError> {
+        let NewFirm { name: firm_name, time_zone, owner: NewOwner { name, email, password } } = firm;
         let password_hash = hash_password(password).await?;
         let firm_id = FirmId::new();
         let owner_id = MemberId::new();
@@ -135,32 +73,23 @@ impl Commands {
             .execute(tx.conn())
             .await?;
         let session = start_session(tx.conn(), owner_id, firm_id, at, self.session_ttl).await?;
+        let answer = read_back(tx.conn(), (firm_id, owner_id)).await?;
         self.log.commit(tx, &recorded).await?;
         tracing::info!(%firm_id, %owner_id, "firm signed up");
-        Ok(Signup { firm_id, owner_id, session })
+        Ok((Signup { firm_id, owner_id, session }, answer))
     }
 
-    /// Gives `role` exactly `permissions` in the caller's firm (owner only).
-    pub async fn set_role_permissions(
+    /// Gives `role` exactly `permissions` in the caller's firm (owner only), and reads the role
+    /// back.
+    pub async fn set_role_permissions<T, R: ReadBack<Role, T>>(
         &self,
         by: &SignedInMember,
-        role: &str,
-        permissions: Option<Vec<String>>,
+        role: Role,
+        permissions: PermissionSet,
         request_id: Option<String>,
-    ) -> Result<Role, CommandError> {
+        read_back: R,
+    ) -> Result<T, CommandError> {
         by.require_owner()?;
-        let role = Role::parse(role).map_err(|_| CommandError::NotFound)?;
-        let permissions = match permissions {
-            None => return Err(FieldErrors::single("permissions", "is required").into()),
-            Some(names) => PermissionSet::parse(&names).map_err(|unknown| {
-                FieldErrors(
-                    unknown
-                        .into_iter()
-                        .map(|e| domain::FieldError { field: "permissions".into(), message: e.to_string() })
-                        .collect(),
-                )
-            })?,
-        };
         if role == Role::Owner {
             return Err(CommandError::OwnerRoleFixed);
         }
@@ -177,9 +106,9 @@ impl Commands {
                     &[Append { stream_id: by.firm_id.as_uuid(), expected_version: firm.version, events }],
                 )
                 .await?;
+            let answer = read_back(tx.conn(), role).await?;
             self.log.commit(tx, &recorded).await?;
-            Ok::<_, CommandError>(())
-        })?;
-        Ok(role)
+            Ok::<_, CommandError>(answer)
+        })
     }
 }

@@ -11,6 +11,7 @@ pub mod firms;
 pub mod log;
 pub mod members;
 pub mod nats;
+pub mod read_back;
 pub mod relay;
 pub mod store;
 pub mod usage;

@@ -3,8 +3,8 @@
 use crate::aggregates::{load_api_key, load_member};
 use crate::auth::{end_sessions_of, hash_password, start_session, verify_password, NewSession, SignedInMember};
 use crate::error::CommandError;
-use crate::firms::required;
 use crate::log::now;
+use crate::read_back::ReadBack;
 use crate::retry_once;
 use crate::store::{Append, Metadata};
 use crate::Commands;
@@ -13,32 +13,18 @@ use domain::events::RevocationReason;
 use domain::member::{self, MemberCommand};
 use domain::names::{Email, Password, PersonName};
 use domain::secret::{BearerToken, TokenKind};
-use domain::{Actor, ApiKeyId, FieldErrors, FirmId, MemberId, Permission, Role};
-use serde::Deserialize;
+use domain::{Actor, ApiKeyId, FirmId, MemberId, Permission, Role};
 
 /// How long an invitation stays valid.
 pub const INVITATION_TTL: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
-/// `POST /v1/members`, as sent.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct InviteRequest {
-    /// Their name.
-    #[schema(required = true, schema_with = crate::firms::person_name_schema)]
-    pub name: Option<String>,
-    /// Their login: unique across the service, compared without case.
-    #[schema(required = true, schema_with = domain::schema::email)]
-    pub email: Option<String>,
-    /// Their role (not `owner`).
-    #[schema(required = true, schema_with = invitable_role_schema)]
-    pub role: Option<String>,
-}
-
-/// The roles a member can be given by invitation or a role change: every role but `owner`.
-pub fn invitable_role_schema() -> utoipa::openapi::schema::ObjectBuilder {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(Role::ALL.into_iter().filter(|r| *r != Role::Owner).map(Role::as_str)))
+/// Someone to invite, every field parsed. The owner role cannot be given
+/// ([`domain::member::decide`] refuses it).
+pub struct NewInvitation {
+    pub name: PersonName,
+    /// Their login: unique across the service.
+    pub email: Email,
+    pub role: Role,
 }
 
 /// An invitation just made: the token is shown once.
@@ -49,16 +35,17 @@ pub struct Invitation {
     pub token: BearerToken,
 }
 
-/// `POST /v1/sessions` and `POST /v1/invitations/accept`, as sent.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CredentialsRequest {
-    /// For a login.
-    pub email: Option<String>,
-    /// For accepting an invitation.
-    pub token: Option<String>,
-    /// The password.
-    pub password: Option<String>,
+/// A login as typed. The email is not parsed: one that could never be stored belongs to
+/// nobody, and answers like an unknown one after the same password work.
+pub struct Login {
+    pub email: String,
+    pub password: String,
+}
+
+/// An invitation being accepted: its token and the password the member chose.
+pub struct InvitationAcceptance {
+    pub token: BearerToken,
+    pub password: Password,
 }
 
 /// A member signed in.
@@ -69,28 +56,17 @@ pub struct SignIn {
     pub session: NewSession,
 }
 
-fn parse_role(raw: &str) -> Result<Role, String> {
-    match Role::parse(raw) {
-        Ok(Role::Owner) => Err("the owner role cannot be given; choose administrator, attorney or staff".into()),
-        Ok(role) => Ok(role),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 impl Commands {
-    /// Invites someone into the caller's firm.
-    pub async fn invite_member(
+    /// Invites someone into the caller's firm, and reads the new member back.
+    pub async fn invite_member<T, R: ReadBack<MemberId, T>>(
         &self,
         by: &SignedInMember,
-        request: InviteRequest,
+        invitation: NewInvitation,
         request_id: Option<String>,
-    ) -> Result<Invitation, CommandError> {
+        read_back: R,
+    ) -> Result<(Invitation, T), CommandError> {
         by.require(Permission::Members)?;
-        let mut errors = FieldErrors::new();
-        let name = required(&mut errors, "name", request.name.as_deref(), PersonName::parse);
-        let email = required(&mut errors, "email", request.email.as_deref(), Email::parse);
-        let role = required(&mut errors, "role", request.role.as_deref(), parse_role);
-        let (Some(name), Some(email), Some(role)) = (name, email, role) else { return Err(errors.into()) };
+        let NewInvitation { name, email, role } = invitation;
         let member_id = MemberId::new();
         let at = now();
         let events = member::decide(None, MemberCommand::Invite { name, email, role })?;
@@ -107,23 +83,19 @@ impl Commands {
             .bind(at + INVITATION_TTL)
             .execute(tx.conn())
             .await?;
+        let answer = read_back(tx.conn(), member_id).await?;
         self.log.commit(tx, &recorded).await?;
-        Ok(Invitation { member_id, token })
+        Ok((Invitation { member_id, token }, answer))
     }
 
-    /// Accepts an invitation: sets the password and signs the member in.
-    pub async fn accept_invitation(
+    /// Accepts an invitation: sets the password, signs the member in, and reads them back.
+    pub async fn accept_invitation<T, R: ReadBack<MemberId, T>>(
         &self,
-        request: CredentialsRequest,
+        acceptance: InvitationAcceptance,
         request_id: Option<String>,
-    ) -> Result<SignIn, CommandError> {
-        let mut errors = FieldErrors::new();
-        let token = required(&mut errors, "token", request.token.as_deref(), |raw| {
-            BearerToken::parse(TokenKind::Invitation, raw.trim())
-                .map_err(|_| "must be the esqi_… token from the invitation")
-        });
-        let password = required(&mut errors, "password", request.password.as_deref(), Password::parse);
-        let (Some(token), Some(password)) = (token, password) else { return Err(errors.into()) };
+        read_back: R,
+    ) -> Result<(SignIn, T), CommandError> {
+        let InvitationAcceptance { token, password } = acceptance;
         let password_hash = hash_password(password).await?;
         let at = now();
         let found: Option<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
@@ -168,18 +140,20 @@ impl Commands {
             .execute(tx.conn())
             .await?;
         let session = start_session(tx.conn(), member_id, firm_id, at, self.session_ttl).await?;
+        let answer = read_back(tx.conn(), member_id).await?;
         self.log.commit(tx, &recorded).await?;
-        Ok(SignIn { member_id, session })
+        Ok((SignIn { member_id, session }, answer))
     }
 
-    /// Logs a member in. A wrong email and a wrong password answer the same, in about the same time.
-    pub async fn log_in(&self, request: CredentialsRequest) -> Result<SignIn, CommandError> {
-        let mut errors = FieldErrors::new();
-        let email =
-            required(&mut errors, "email", request.email.as_deref(), |raw| Ok::<_, String>(raw.trim().to_lowercase()));
-        let password =
-            required(&mut errors, "password", request.password.as_deref(), |raw| Ok::<_, String>(raw.to_owned()));
-        let (Some(email), Some(password)) = (email, password) else { return Err(errors.into()) };
+    /// Logs a member in, and reads them back. A wrong email and a wrong password answer the
+    /// same, in about the same time.
+    pub async fn log_in<T, R: ReadBack<MemberId, T>>(
+        &self,
+        login: Login,
+        read_back: R,
+    ) -> Result<(SignIn, T), CommandError> {
+        let Login { email, password } = login;
+        let email = email.trim().to_lowercase();
         // Every stored email passed `Email::parse`; one that does not (a control character,
         // say, which Postgres text cannot even hold) belongs to nobody: the same answer, after
         // the same password work, as an unknown one.
@@ -202,23 +176,24 @@ impl Commands {
         }
         let Some((member_id, firm_id, _)) = found else { return Err(CommandError::InvalidLogin) };
         let (member_id, firm_id) = (MemberId::from_uuid(member_id), FirmId::from_uuid(firm_id));
-        let mut conn = self.log.pool.acquire().await?;
-        let session = start_session(&mut conn, member_id, firm_id, now(), self.session_ttl).await?;
-        Ok(SignIn { member_id, session })
+        let mut tx = self.log.pool.begin().await?;
+        let session = start_session(&mut tx, member_id, firm_id, now(), self.session_ttl).await?;
+        let answer = read_back(&mut tx, member_id).await?;
+        tx.commit().await?;
+        Ok((SignIn { member_id, session }, answer))
     }
 
-    /// Changes a member's role (owner only; the owner's own role is fixed).
-    pub async fn change_member_role(
+    /// Changes a member's role (owner only; the owner's own role is fixed), and reads the member
+    /// back.
+    pub async fn change_member_role<T, R: ReadBack<MemberId, T>>(
         &self,
         by: &SignedInMember,
         member_id: MemberId,
-        role: Option<String>,
+        role: Role,
         request_id: Option<String>,
-    ) -> Result<(), CommandError> {
+        read_back: R,
+    ) -> Result<T, CommandError> {
         by.require_owner()?;
-        let mut errors = FieldErrors::new();
-        let role = required(&mut errors, "role", role.as_deref(), parse_role);
-        let Some(role) = role else { return Err(errors.into()) };
         retry_once!(async {
             let mut tx = self.log.begin(by.firm_id).await?;
             let loaded = load_member(tx.conn(), by.firm_id, member_id).await?;
@@ -232,18 +207,21 @@ impl Commands {
                     &[Append { stream_id: member_id.as_uuid(), expected_version: loaded.version, events }],
                 )
                 .await?;
+            let answer = read_back(tx.conn(), member_id).await?;
             self.log.commit(tx, &recorded).await?;
-            Ok::<_, CommandError>(())
+            Ok::<_, CommandError>(answer)
         })
     }
 
-    /// Removes a member: their sessions end and every Active key they created is revoked, at once.
-    pub async fn remove_member(
+    /// Removes a member: their sessions end and every Active key they created is revoked, at
+    /// once. Reads the member back.
+    pub async fn remove_member<T, R: ReadBack<MemberId, T>>(
         &self,
         by: &SignedInMember,
         member_id: MemberId,
         request_id: Option<String>,
-    ) -> Result<(), CommandError> {
+        read_back: R,
+    ) -> Result<T, CommandError> {
         by.require(Permission::Members)?;
         retry_once!(async {
             let mut tx = self.log.begin(by.firm_id).await?;
@@ -271,8 +249,9 @@ impl Commands {
             let metadata = by.metadata(request_id.clone(), at);
             let recorded = self.log.append(&mut tx, &metadata, &appends).await?;
             end_sessions_of(tx.conn(), member_id).await?;
+            let answer = read_back(tx.conn(), member_id).await?;
             self.log.commit(tx, &recorded).await?;
-            Ok::<_, CommandError>(())
+            Ok::<_, CommandError>(answer)
         })
     }
 }

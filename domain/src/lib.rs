@@ -13,6 +13,7 @@ pub mod ids;
 pub mod member;
 pub mod names;
 pub mod permissions;
+#[cfg(feature = "openapi")]
 pub mod schema;
 pub mod secret;
 pub mod validation;

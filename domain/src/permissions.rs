@@ -265,7 +265,8 @@ impl<'de> Deserialize<'de> for Scopes {
 }
 
 /// A member's role. The set of roles is fixed; what each may do is the firm's [`Grid`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// The firm's owner: everything, always.

@@ -3,7 +3,8 @@
 use serde::Serialize;
 
 /// One failing field and what to do about it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// The request field, as named in the JSON body (`name`, `scopes`, `owner.email`).
     pub field: String,
@@ -33,6 +34,33 @@ impl FieldErrors {
             Ok(value) => Some(value),
             Err(e) => {
                 self.push(field, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// [`FieldErrors::check`] for a field a request must send: "is required" when it is absent.
+    pub fn required<T, E: std::fmt::Display>(
+        &mut self,
+        field: &str,
+        value: Option<&str>,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Option<T> {
+        match value {
+            Some(raw) => self.check(field, parse(raw)),
+            None => {
+                self.push(field, "is required");
+                None
+            }
+        }
+    }
+
+    /// Keeps the value of a parse of a list, or records each of its errors against `field`.
+    pub fn check_each<T, E: std::fmt::Display>(&mut self, field: &str, parsed: Result<T, Vec<E>>) -> Option<T> {
+        match parsed {
+            Ok(value) => Some(value),
+            Err(errors) => {
+                errors.into_iter().for_each(|e| self.push(field, e.to_string()));
                 None
             }
         }

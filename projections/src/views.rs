@@ -192,7 +192,11 @@ fn member_from_row(row: &PgRow) -> Result<MemberView, sqlx::Error> {
 }
 
 /// One member of `firm` (another firm's member is `None`).
-pub async fn member(pool: &PgPool, firm: FirmId, id: MemberId) -> Result<Option<MemberView>, sqlx::Error> {
+pub async fn member<'e>(
+    pool: impl sqlx::PgExecutor<'e>,
+    firm: FirmId,
+    id: MemberId,
+) -> Result<Option<MemberView>, sqlx::Error> {
     let row = sqlx::query(&format!("{SELECT_MEMBERS} WHERE firm_id = $1 AND id = $2"))
         .bind(firm.as_uuid())
         .bind(id.as_uuid())
@@ -227,7 +231,7 @@ pub struct FirmView {
 }
 
 /// One firm.
-pub async fn firm(pool: &PgPool, id: FirmId) -> Result<Option<FirmView>, sqlx::Error> {
+pub async fn firm<'e>(pool: impl sqlx::PgExecutor<'e>, id: FirmId) -> Result<Option<FirmView>, sqlx::Error> {
     let row: Option<(Uuid, String, String)> = sqlx::query_as("SELECT id, name, time_zone FROM firms WHERE id = $1")
         .bind(id.as_uuid())
         .fetch_optional(pool)
@@ -247,7 +251,7 @@ pub struct RoleView {
 }
 
 /// The firm's grid, in the order owner, administrator, attorney, staff.
-pub async fn roles(pool: &PgPool, firm: FirmId) -> Result<Vec<RoleView>, sqlx::Error> {
+pub async fn roles<'e>(pool: impl sqlx::PgExecutor<'e>, firm: FirmId) -> Result<Vec<RoleView>, sqlx::Error> {
     let rows: Vec<(String, Vec<String>)> =
         sqlx::query_as("SELECT role, permissions FROM role_permissions WHERE firm_id = $1")
             .bind(firm.as_uuid())
@@ -271,7 +275,10 @@ pub async fn roles(pool: &PgPool, firm: FirmId) -> Result<Vec<RoleView>, sqlx::E
 }
 
 /// One member by id alone, for the member who just signed in.
-pub async fn member_by_id(pool: &PgPool, id: MemberId) -> Result<Option<MemberView>, sqlx::Error> {
+pub async fn member_by_id<'e>(
+    pool: impl sqlx::PgExecutor<'e>,
+    id: MemberId,
+) -> Result<Option<MemberView>, sqlx::Error> {
     let row = sqlx::query(&format!("{SELECT_MEMBERS} WHERE id = $1")).bind(id.as_uuid()).fetch_optional(pool).await?;
     row.as_ref().map(member_from_row).transpose()
 }

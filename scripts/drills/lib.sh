@@ -56,7 +56,7 @@ on_cleanup() { CLEANUP_STEPS+=("$*"); }
 build() {
     if [[ "${DRILL_SKIP_BUILD:-0}" != 1 && -z "${ESQASE_BIN:-}" ]]; then
         log "building release binaries"
-        (cd "$ROOT" && cargo build --release --locked -p api --bins) >&2
+        (cd "$ROOT" && cargo build --release --locked -p api -p bench --bins) >&2
     fi
     [[ -x "$ESQASE" ]] || die "$ESQASE is missing"
 }

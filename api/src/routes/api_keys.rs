@@ -5,11 +5,12 @@ use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, ListQuery, ManagesApiKeys, PageParams, PathId, Permitted, RequestId};
 use crate::openapi::{problems, JSON_BODY, KEY_CREDENTIALS, LIST, SESSION};
+use crate::requests::{AllowedDomainsRequest, CreateApiKeyRequest};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use commands::api_keys::{AllowedDomainsRequest, CreateApiKeyRequest};
 use commands::auth::SignedInMember;
+use commands::read_back::{read_back, ReadBack};
 use domain::api_key::KeyStatus;
 use domain::ApiKeyId;
 use projections::page::Page;
@@ -110,9 +111,9 @@ problems!(
 
 /// The key as the member's answer shows it, read in the command's own transaction (so a change
 /// that committed is never answered with an error).
-fn key_read_back(me: &SignedInMember) -> impl commands::api_keys::ReadBack<ApiKeyView> {
+fn key_read_back(me: &SignedInMember) -> impl ReadBack<ApiKeyId, ApiKeyView> {
     let firm = me.firm_id;
-    commands::api_keys::read_back(move |conn, id| {
+    read_back(move |conn, id| {
         Box::pin(
             async move { views::api_key(conn, firm, id, commands::log::now()).await?.ok_or(sqlx::Error::RowNotFound) },
         )
@@ -170,7 +171,8 @@ async fn create(
     RequestId(request_id): RequestId,
     JsonBody(request): JsonBody<CreateApiKeyRequest>,
 ) -> ApiResult<Response> {
-    let (created, key) = state.commands.create_api_key_then(&me, request, request_id, key_read_back(&me)).await?;
+    let new_key = request.parse(me.time_zone, commands::log::now())?;
+    let (created, key) = state.commands.create_api_key(&me, new_key, request_id, key_read_back(&me)).await?;
     let body = CreatedKeyResponse { api_key: key, secret: created.secret.expose().to_owned() };
     let mut response = json(StatusCode::CREATED, &body);
     // The only response that ever holds the secret: no cache may keep it.
@@ -214,7 +216,8 @@ async fn update_allowed_domains(
     PathId(id): PathId<ApiKeyId>,
     JsonBody(request): JsonBody<AllowedDomainsRequest>,
 ) -> ApiResult<Response> {
-    let key = state.commands.update_allowed_domains_then(&me, id, request, request_id, key_read_back(&me)).await?;
+    let domains = request.parse()?;
+    let key = state.commands.update_allowed_domains(&me, id, domains, request_id, key_read_back(&me)).await?;
     Ok(json(StatusCode::OK, &key))
 }
 
@@ -234,7 +237,7 @@ async fn revoke(
     RequestId(request_id): RequestId,
     PathId(id): PathId<ApiKeyId>,
 ) -> ApiResult<Response> {
-    let key = state.commands.revoke_api_key_then(&me, id, request_id, key_read_back(&me)).await?;
+    let key = state.commands.revoke_api_key(&me, id, request_id, key_read_back(&me)).await?;
     Ok(json(StatusCode::OK, &key))
 }
 

@@ -7,16 +7,19 @@ use crate::extract::{
     SessionSource,
 };
 use crate::openapi::{problems, JSON_BODY, LIST, SESSION};
+use crate::requests::{
+    invitation_token_schema, AcceptInvitationRequest, CredentialsRequest, InviteRequest, LoginRequest,
+    PermissionsRequest, RoleRequest, SignupRequest,
+};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use commands::auth::{end_session, NewSession};
-use commands::firms::SignupRequest;
-use commands::members::{CredentialsRequest, InviteRequest};
-use domain::{FirmId, MemberId};
+use commands::read_back::{read_back, ReadBack};
+use domain::{FirmId, MemberId, Role};
 use projections::page::Page;
 use projections::views::{self, FirmView, MemberView, RoleView};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::sync::Arc;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -84,36 +87,8 @@ pub struct RolesResponse {
     roles: Vec<RoleView>,
 }
 
-/// `POST /v1/sessions`, as documented (read as [`CredentialsRequest`]).
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    /// The member's email.
-    #[schema(schema_with = domain::schema::email)]
-    pub email: String,
-    /// Their password.
-    #[schema(schema_with = commands::firms::password_schema)]
-    pub password: String,
-}
-
-/// `POST /v1/invitations/accept`, as documented (read as [`CredentialsRequest`]).
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AcceptInvitationRequest {
-    /// The invitation token (`esqi_…`).
-    #[schema(schema_with = invitation_token_schema)]
-    pub token: String,
-    /// The password to set.
-    #[schema(schema_with = commands::firms::password_schema)]
-    pub password: String,
-}
-
 fn session_token_schema() -> utoipa::openapi::schema::ObjectBuilder {
     domain::schema::bearer_token("esqs_")
-}
-
-fn invitation_token_schema() -> utoipa::openapi::schema::ObjectBuilder {
-    domain::schema::bearer_token("esqi_")
 }
 
 problems!(
@@ -188,6 +163,11 @@ fn session_body(session: &NewSession) -> SessionBody {
     SessionBody { token: session.token.expose().to_owned(), expires_at: domain::format_time(&session.expires_at) }
 }
 
+/// The member as a command's answer shows them, read in the command's own transaction.
+fn member_read_back() -> impl ReadBack<MemberId, MemberView> {
+    read_back(|conn, id| Box::pin(async move { views::member_by_id(conn, id).await?.ok_or(sqlx::Error::RowNotFound) }))
+}
+
 async fn member_view(state: &AppState, firm: FirmId, id: MemberId) -> ApiResult<MemberView> {
     views::member(state.pool(), firm, id).await?.ok_or(ApiError::NotFound)
 }
@@ -218,9 +198,15 @@ async fn sign_up(
     if !state.signup_open {
         return Err(ApiError::SignupClosed);
     }
-    let signup = state.commands.sign_up(request, request_id).await?;
-    let firm = views::firm(state.pool(), signup.firm_id).await?.ok_or(ApiError::Internal)?;
-    let member = member_view(&state, signup.firm_id, signup.owner_id).await?;
+    let firm = request.parse()?;
+    let read_firm_and_owner = read_back(|conn, (firm_id, owner_id): (FirmId, MemberId)| {
+        Box::pin(async move {
+            let firm = views::firm(&mut *conn, firm_id).await?.ok_or(sqlx::Error::RowNotFound)?;
+            let member = views::member(&mut *conn, firm_id, owner_id).await?.ok_or(sqlx::Error::RowNotFound)?;
+            Ok((firm, member))
+        })
+    });
+    let (signup, (firm, member)) = state.commands.sign_up(firm, request_id, read_firm_and_owner).await?;
     Ok(no_store(json(StatusCode::CREATED, &SignupResponse { firm, member, session: session_body(&signup.session) })))
 }
 
@@ -249,14 +235,8 @@ async fn log_in(
     JsonBody(request): JsonBody<CredentialsRequest>,
 ) -> ApiResult<Response> {
     let cookie = crate::web::session::sign_in_cookie_requested(&headers)?;
-    if request.token.is_some() {
-        return Err(ApiError::Validation(vec![domain::FieldError {
-            field: "token".into(),
-            message: "is not part of a login; send email and password".into(),
-        }]));
-    }
-    let sign_in = state.commands.log_in(request).await?;
-    let member = views::member_by_id(state.pool(), sign_in.member_id).await?.ok_or(ApiError::Internal)?;
+    let login = request.login()?;
+    let (sign_in, member) = state.commands.log_in(login, member_read_back()).await?;
     let response =
         no_store(json(StatusCode::CREATED, &SignInResponse { member, session: session_body(&sign_in.session) }));
     crate::web::session::with_cookie_if(cookie, response, &sign_in.session, state.secure_cookies)
@@ -315,14 +295,8 @@ async fn accept_invitation(
     JsonBody(request): JsonBody<CredentialsRequest>,
 ) -> ApiResult<Response> {
     let cookie = crate::web::session::sign_in_cookie_requested(&headers)?;
-    if request.email.is_some() {
-        return Err(ApiError::Validation(vec![domain::FieldError {
-            field: "email".into(),
-            message: "is not part of accepting an invitation; send token and password".into(),
-        }]));
-    }
-    let sign_in = state.commands.accept_invitation(request, request_id).await?;
-    let member = views::member_by_id(state.pool(), sign_in.member_id).await?.ok_or(ApiError::Internal)?;
+    let acceptance = request.acceptance()?;
+    let (sign_in, member) = state.commands.accept_invitation(acceptance, request_id, member_read_back()).await?;
     let response =
         no_store(json(StatusCode::CREATED, &SignInResponse { member, session: session_body(&sign_in.session) }));
     crate::web::session::with_cookie_if(cookie, response, &sign_in.session, state.secure_cookies)
@@ -380,19 +354,10 @@ async fn invite_member(
     RequestId(request_id): RequestId,
     JsonBody(request): JsonBody<InviteRequest>,
 ) -> ApiResult<Response> {
-    let invitation = state.commands.invite_member(&me, request, request_id).await?;
-    let member = member_view(&state, me.firm_id, invitation.member_id).await?;
+    let invitation = request.parse()?;
+    let (invitation, member) = state.commands.invite_member(&me, invitation, request_id, member_read_back()).await?;
     let body = InvitationResponse { member, invitation_token: invitation.token.expose().to_owned() };
     Ok(no_store(json(StatusCode::CREATED, &body)))
-}
-
-/// `PATCH /v1/members/{id}`, as sent.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RoleRequest {
-    /// The new role (not `owner`).
-    #[schema(required = true, schema_with = commands::members::invitable_role_schema)]
-    role: Option<String>,
 }
 
 /// Changes a member's role (owner only; the owner's own role cannot change).
@@ -413,8 +378,9 @@ async fn change_role(
     PathId(id): PathId<MemberId>,
     JsonBody(request): JsonBody<RoleRequest>,
 ) -> ApiResult<Response> {
-    state.commands.change_member_role(&me, id, request.role, request_id).await?;
-    Ok(json(StatusCode::OK, &member_view(&state, me.firm_id, id).await?))
+    let role = request.parse()?;
+    let member = state.commands.change_member_role(&me, id, role, request_id, member_read_back()).await?;
+    Ok(json(StatusCode::OK, &member))
 }
 
 /// Removes a member (`members` permission; never the owner): their sessions end and every
@@ -433,8 +399,8 @@ async fn remove_member(
     RequestId(request_id): RequestId,
     PathId(id): PathId<MemberId>,
 ) -> ApiResult<Response> {
-    state.commands.remove_member(&me, id, request_id).await?;
-    Ok(json(StatusCode::OK, &member_view(&state, me.firm_id, id).await?))
+    let member = state.commands.remove_member(&me, id, request_id, member_read_back()).await?;
+    Ok(json(StatusCode::OK, &member))
 }
 
 /// The firm's roles-and-permissions grid.
@@ -448,15 +414,6 @@ async fn remove_member(
 async fn list_roles(State(state): State<Arc<AppState>>, Member(me): Member) -> ApiResult<Response> {
     let roles = views::roles(state.pool(), me.firm_id).await?;
     Ok(json(StatusCode::OK, &RolesResponse { roles }))
-}
-
-/// `PUT /v1/roles/{role}/permissions`, as sent.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PermissionsRequest {
-    /// Everything the role may do from now on; duplicates are folded.
-    #[schema(required = true, schema_with = domain::schema::permissions_request)]
-    permissions: Option<Vec<String>>,
 }
 
 /// Sets what a role may do (owner only; the owner role is fixed). Takes effect at once, for
@@ -477,8 +434,15 @@ async fn set_role_permissions(
     Path(role): Path<String>,
     JsonBody(request): JsonBody<PermissionsRequest>,
 ) -> ApiResult<Response> {
-    let role = state.commands.set_role_permissions(&me, &role, request.permissions, request_id).await?;
-    let roles = views::roles(state.pool(), me.firm_id).await?;
-    let row = roles.into_iter().find(|r| r.role == role).ok_or(ApiError::Internal)?;
+    let role = Role::parse(&role).map_err(|_| ApiError::NotFound)?;
+    let permissions = request.parse()?;
+    let firm = me.firm_id;
+    let read_role = read_back(move |conn, role: Role| {
+        Box::pin(async move {
+            let roles = views::roles(&mut *conn, firm).await?;
+            roles.into_iter().find(|r| r.role == role).ok_or(sqlx::Error::RowNotFound)
+        })
+    });
+    let row = state.commands.set_role_permissions(&me, role, permissions, request_id, read_role).await?;
     Ok(json(StatusCode::OK, &row))
 }

@@ -21,11 +21,12 @@
 use anyhow::{bail, ensure, Context};
 use async_nats::jetstream::{self, consumer, stream};
 use clap::{Args, Parser, Subcommand};
-use commands::api_keys::{AllowedDomainsRequest, CreateApiKeyRequest};
+use commands::api_keys::NewApiKey;
 use commands::auth::SignedInMember;
-use commands::firms::{OwnerRequest, SignupRequest};
+use commands::read_back;
 use commands::{Commands, EventLog, NoBarrier};
-use domain::ApiKeyId;
+use domain::names::KeyName;
+use domain::{AllowedDomains, ApiKeyId, Scopes};
 use futures::StreamExt;
 use projections::read_models::PgReadModels;
 use reqwest::StatusCode;
@@ -127,13 +128,7 @@ struct NatsArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    bench::init_logging();
     match Cli::parse().command {
         Command::Creates(args) => creates(args).await,
         Command::Lag(args) => lag(args).await,
@@ -393,27 +388,9 @@ async fn direct_lag(args: &LagArgs, http: &reqwest::Client) -> anyhow::Result<()
         session_ttl: chrono::TimeDelta::hours(1),
     });
     let unique = Uuid::now_v7().simple();
-    let signup = commands
-        .sign_up(
-            SignupRequest {
-                firm_name: Some(format!("Lag {unique} LLP")),
-                time_zone: None,
-                owner: Some(OwnerRequest {
-                    name: Some("Lag Owner".into()),
-                    email: Some(format!("owner-{unique}@lag.example")),
-                    password: Some("correct horse battery staple".into()),
-                }),
-            },
-            None,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("signing the firm up: {e:?}"))?;
-    let owner: Arc<SignedInMember> = Arc::new(
-        commands::auth::authenticate(&pool, &signup.session.token, commands::log::now())
-            .await
-            .map_err(|e| anyhow::anyhow!("reading the owner's session: {e:?}"))?
-            .context("the owner's new session does not authenticate")?,
-    );
+    let (_, owner) =
+        bench::sign_up_firm(&commands, &format!("Lag {unique} LLP"), &format!("owner-{unique}@lag.example")).await?;
+    let owner: Arc<SignedInMember> = Arc::new(owner);
     // Give both nodes the new firm and owner before the clock starts.
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -533,22 +510,24 @@ async fn direct_probe(
     let (secret, origin, key) = match edit_target {
         Some(key) => {
             let domain = format!("e{n}.lag.example");
-            let request = AllowedDomainsRequest { allowed_domains: Some(vec![domain.clone()]) };
+            let domains = AllowedDomains::parse(&[domain.as_str()])
+                .map_err(|e| anyhow::anyhow!("the domain {domain} does not parse: {e:?}"))?;
             commands
-                .update_allowed_domains(owner, key.id, request, None)
+                .update_allowed_domains(owner, key.id, domains, None, read_back::nothing)
                 .await
                 .map_err(|e| anyhow::anyhow!("editing a key's domains: {e:?}"))?;
             (key.secret.clone(), Some(format!("https://{domain}")), Some(key))
         }
         None => {
-            let request = CreateApiKeyRequest {
-                name: Some(format!("Lag key {n}")),
-                scopes: Some(vec!["contacts:read".into()]),
+            let key = NewApiKey {
+                name: KeyName::parse(&format!("Lag key {n}"))?,
+                scopes: Scopes::parse(&["contacts:read"])?,
                 expires_at: None,
-                allowed_domains: Some(vec!["start.example".into()]),
+                allowed_domains: AllowedDomains::parse(&["start.example"])
+                    .map_err(|e| anyhow::anyhow!("start.example does not parse: {e:?}"))?,
             };
-            let created = commands
-                .create_api_key(owner, request, None)
+            let (created, ()) = commands
+                .create_api_key(owner, key, None, read_back::nothing)
                 .await
                 .map_err(|e| anyhow::anyhow!("creating a key: {e:?}"))?;
             let secret = created.secret.expose().to_owned();

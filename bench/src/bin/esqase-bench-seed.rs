@@ -14,10 +14,11 @@
 
 use anyhow::Context;
 use clap::Parser;
-use commands::api_keys::CreateApiKeyRequest;
-use commands::firms::{OwnerRequest, SignupRequest};
+use commands::api_keys::NewApiKey;
+use commands::read_back;
 use commands::{Commands, EventLog, NoBarrier};
-use domain::ApiKeySecret;
+use domain::names::KeyName;
+use domain::{AllowedDomains, ApiKeySecret, Scopes};
 use projections::read_models::PgReadModels;
 use std::sync::Arc;
 use std::time::Instant;
@@ -50,13 +51,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    bench::init_logging();
     let cli = Cli::parse();
     if cli.cleanup {
         cleanup(&cli).await
@@ -123,41 +118,26 @@ async fn seed(cli: &Cli) -> anyhow::Result<()> {
         session_ttl: chrono::TimeDelta::hours(1),
     };
     let unique = Uuid::now_v7().simple().to_string();
-    let signup = commands
-        .sign_up(
-            SignupRequest {
-                firm_name: Some("Bench & Partners LLP".into()),
-                time_zone: Some("UTC".into()),
-                owner: Some(OwnerRequest {
-                    name: Some("Bench Owner".into()),
-                    email: Some(format!("owner-{unique}@bench.example")),
-                    password: Some("correct horse battery staple".into()),
-                }),
-            },
-            None,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("signing the firm up: {e:?}"))?;
-    let owner = commands::auth::authenticate(&pool, &signup.session.token, commands::log::now())
-        .await
-        .map_err(|e| anyhow::anyhow!("reading the owner's session: {e:?}"))?
-        .context("the owner's new session does not authenticate")?;
-    let create = |name: &str| CreateApiKeyRequest {
-        name: Some(name.into()),
-        scopes: Some(vec!["contacts:read".into(), "matters:read".into()]),
-        expires_at: None,
-        allowed_domains: None,
+    let (signup, owner) =
+        bench::sign_up_firm(&commands, "Bench & Partners LLP", &format!("owner-{unique}@bench.example")).await?;
+    let create = |name: &str| -> anyhow::Result<NewApiKey> {
+        Ok(NewApiKey {
+            name: KeyName::parse(name)?,
+            scopes: Scopes::parse(&["contacts:read", "matters:read"])?,
+            expires_at: None,
+            allowed_domains: AllowedDomains::any(),
+        })
     };
-    let active = commands
-        .create_api_key(&owner, create("Bench active key"), None)
+    let (active, ()) = commands
+        .create_api_key(&owner, create("Bench active key")?, None, read_back::nothing)
         .await
         .map_err(|e| anyhow::anyhow!("creating the active key: {e:?}"))?;
-    let revoked = commands
-        .create_api_key(&owner, create("Bench revoked key"), None)
+    let (revoked, ()) = commands
+        .create_api_key(&owner, create("Bench revoked key")?, None, read_back::nothing)
         .await
         .map_err(|e| anyhow::anyhow!("creating the revoked key: {e:?}"))?;
     commands
-        .revoke_api_key(&owner, revoked.id, None)
+        .revoke_api_key(&owner, revoked.id, None, read_back::nothing)
         .await
         .map_err(|e| anyhow::anyhow!("revoking the revoked key: {e:?}"))?;
 
