@@ -21,13 +21,10 @@ use uuid::Uuid;
 /// checks of docs/api.md, "How a key is checked"); scope and ceiling are checked per route.
 #[derive(Clone, Debug)]
 pub struct VerifiedKey {
-    /// The key's id.
     pub key_id: Uuid,
-    /// Its firm.
     pub firm_id: FirmId,
     /// Whose access it inherits.
     pub creator: MemberId,
-    /// Its scopes.
     pub scopes: PermissionSet,
     /// What its creator's role may do now.
     pub creator_permissions: PermissionSet,

@@ -210,7 +210,6 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 
 /// The query string as a map, refusing unknown parameters.
 pub struct ListQuery {
-    /// The page asked for.
     pub page: PageRequest,
     /// Every other parameter, for the route's own filters.
     pub filters: HashMap<String, String>,

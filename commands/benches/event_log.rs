@@ -33,6 +33,25 @@ impl ReadModels for NoReadModels {
     async fn apply(&self, _conn: &mut PgConnection, _events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
         Ok(())
     }
+
+    // With no read models there is no key to find.
+    async fn keys_past_expiry(
+        &self,
+        _conn: &mut PgConnection,
+        _now: domain::Timestamp,
+        _limit: i64,
+    ) -> Result<Vec<(domain::ApiKeyId, domain::FirmId)>, sqlx::Error> {
+        Ok(Vec::new())
+    }
+
+    async fn active_keys_created_by(
+        &self,
+        _conn: &mut PgConnection,
+        _member: domain::MemberId,
+        _now: domain::Timestamp,
+    ) -> Result<Vec<domain::ApiKeyId>, sqlx::Error> {
+        Ok(Vec::new())
+    }
 }
 
 /// What one writer count achieved.

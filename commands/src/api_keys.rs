@@ -26,7 +26,6 @@ pub struct NewApiKey {
 
 /// A key just created. The secret is here and nowhere else, ever.
 pub struct CreatedApiKey {
-    /// The key's id.
     pub id: ApiKeyId,
     /// The full secret, for the create response only.
     pub secret: ApiKeySecret,

@@ -13,15 +13,11 @@ use std::sync::OnceLock;
 /// A member signed in with a session token, as of this request.
 #[derive(Clone, Debug)]
 pub struct SignedInMember {
-    /// Who.
     pub member_id: MemberId,
-    /// Their name.
     pub name: String,
-    /// Their firm.
     pub firm_id: FirmId,
     /// The firm's time zone (for expiry dates).
     pub time_zone: FirmTimeZone,
-    /// Their role now.
     pub role: Role,
     /// What their role may do now, in their firm's grid.
     pub permissions: PermissionSet,

@@ -7,7 +7,7 @@ use crate::log::now;
 use crate::store::{Append, Metadata};
 use crate::Commands;
 use domain::api_key::decide_expire;
-use domain::{Actor, ApiKeyId, FirmId};
+use domain::Actor;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -18,17 +18,12 @@ impl Commands {
     /// Records the expiry of every Active key past it; returns how many it recorded.
     pub async fn sweep_expired_keys(&self) -> Result<usize, CommandError> {
         let at = now();
-        let due: Vec<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
-            "SELECT id, firm_id FROM api_keys WHERE lifecycle = 'active' AND expires_at <= $1
-             ORDER BY expires_at LIMIT $2",
-        )
-        .bind(at)
-        .bind(SWEEP_BATCH)
-        .fetch_all(&self.log.pool)
-        .await?;
+        let due = {
+            let mut conn = self.log.pool.acquire().await?;
+            self.log.read_models().keys_past_expiry(&mut conn, at, SWEEP_BATCH).await?
+        };
         let mut recorded_count = 0;
         for (key, firm) in due {
-            let (key, firm) = (ApiKeyId::from_uuid(key), FirmId::from_uuid(firm));
             let mut tx = self.log.begin(firm).await?;
             let loaded = load_api_key(tx.conn(), firm, key).await?;
             // Another node recorded it first, or it was revoked meanwhile: nothing to do.

@@ -30,9 +30,7 @@ pub struct NewOwner {
 
 /// A firm just signed up.
 pub struct Signup {
-    /// The firm.
     pub firm_id: FirmId,
-    /// Its owner.
     pub owner_id: MemberId,
     /// The owner's first session.
     pub session: NewSession,

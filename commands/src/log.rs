@@ -4,18 +4,35 @@
 
 use crate::error::CommandError;
 use crate::store::{self, Append, Metadata, RecordedEvent, WriterTx};
-use domain::FirmId;
+use domain::{ApiKeyId, FirmId, MemberId, Timestamp};
 use sqlx::{PgConnection, PgPool};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
 /// The Postgres read models that a command's own transaction keeps current, so that its
-/// response (and every read after it) already reflects its events.
+/// response (and every read after it) already reflects its events; and the two questions the
+/// write side asks of them, to find the streams a command must load (the events decide).
 #[async_trait::async_trait]
 pub trait ReadModels: Send + Sync {
     /// Folds `events`, just appended, in the appending transaction. Applying one twice changes nothing.
     async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), sqlx::Error>;
+
+    /// Keys recorded Active whose expiry has passed at `now`, soonest first, at most `limit`.
+    async fn keys_past_expiry(
+        &self,
+        conn: &mut PgConnection,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<(ApiKeyId, FirmId)>, sqlx::Error>;
+
+    /// The keys `member` created that are Active at `now`.
+    async fn active_keys_created_by(
+        &self,
+        conn: &mut PgConnection,
+        member: MemberId,
+        now: Timestamp,
+    ) -> Result<Vec<ApiKeyId>, sqlx::Error>;
 }
 
 /// Waits until every live node's verification state reflects a command's events.
@@ -54,6 +71,13 @@ pub struct EventLog {
     committed: Arc<Notify>,
     /// Events appended by this process, for `/metrics`.
     appended: AtomicU64,
+}
+
+impl EventLog {
+    /// The read models this log keeps current, for the write side's questions to them.
+    pub fn read_models(&self) -> &dyn ReadModels {
+        self.read_models.as_ref()
+    }
 }
 
 /// The Postgres channel on which a writer outside the cluster announces its commits to the

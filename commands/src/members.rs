@@ -13,7 +13,7 @@ use domain::events::RevocationReason;
 use domain::member::{self, MemberCommand};
 use domain::names::{Email, Password, PersonName};
 use domain::secret::{BearerToken, TokenKind};
-use domain::{Actor, ApiKeyId, FirmId, MemberId, Permission, Role};
+use domain::{Actor, FirmId, MemberId, Permission, Role};
 
 /// How long an invitation stays valid.
 pub const INVITATION_TTL: chrono::TimeDelta = chrono::TimeDelta::days(7);
@@ -29,7 +29,6 @@ pub struct NewInvitation {
 
 /// An invitation just made: the token is shown once.
 pub struct Invitation {
-    /// The invited member.
     pub member_id: MemberId,
     /// The token (`esqi_…`).
     pub token: BearerToken,
@@ -50,9 +49,7 @@ pub struct InvitationAcceptance {
 
 /// A member signed in.
 pub struct SignIn {
-    /// Who.
     pub member_id: MemberId,
-    /// Their session.
     pub session: NewSession,
 }
 
@@ -229,21 +226,16 @@ impl Commands {
             let events = member::decide(loaded.state.as_ref(), MemberCommand::Remove)?;
             let at = now();
             let mut appends = vec![Append { stream_id: member_id.as_uuid(), expected_version: loaded.version, events }];
-            let keys: Vec<uuid::Uuid> = sqlx::query_scalar(
-                "SELECT id FROM api_keys WHERE created_by = $1 AND lifecycle = 'active' ORDER BY id",
-            )
-            .bind(member_id.as_uuid())
-            .fetch_all(tx.conn())
-            .await?;
+            let keys = self.log.read_models().active_keys_created_by(tx.conn(), member_id, at).await?;
             for key_id in keys {
-                let key = load_api_key(tx.conn(), by.firm_id, ApiKeyId::from_uuid(key_id)).await?;
-                // A key already past its expiry is not Active: nothing to revoke.
+                let key = load_api_key(tx.conn(), by.firm_id, key_id).await?;
+                // The events decide (a key that expired since the read is not revoked).
                 if let Ok(events) = api_key::decide(
                     key.state.as_ref(),
                     ApiKeyCommand::Revoke { reason: RevocationReason::CreatorRemoved },
                     at,
                 ) {
-                    appends.push(Append { stream_id: key_id, expected_version: key.version, events });
+                    appends.push(Append { stream_id: key_id.as_uuid(), expected_version: key.version, events });
                 }
             }
             let metadata = by.metadata(request_id.clone(), at);

@@ -53,7 +53,6 @@ enum RelayError {
 
 /// Publishes the feed to JetStream.
 pub struct Relay {
-    /// The log.
     pub pool: PgPool,
     /// Where to publish.
     pub jetstream: jetstream::Context,

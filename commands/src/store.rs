@@ -74,7 +74,6 @@ pub struct RecordedEvent {
     pub stream_kind: StreamKind,
     /// Its version within the stream, from 1.
     pub version: i32,
-    /// What happened.
     pub event: Event,
     /// Who, when, for which firm.
     pub metadata: Metadata,
@@ -93,7 +92,6 @@ impl RecordedEvent {
 /// Events to append to one stream, which must be at `expected_version` (0 for a new stream).
 #[derive(Clone, Debug)]
 pub struct Append {
-    /// The aggregate.
     pub stream_id: Uuid,
     /// The version the decision was made against.
     pub expected_version: i32,

@@ -11,7 +11,6 @@ use crate::{MemberId, Timestamp};
 /// A key as its stream tells it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ApiKey {
-    /// The label.
     pub name: KeyName,
     /// SHA-256 of the secret.
     pub key_hash: KeyHash,
@@ -41,11 +40,9 @@ pub enum Lifecycle {
     Active,
     /// Turned off by someone, for good.
     Revoked {
-        /// When.
         at: Timestamp,
         /// Who (`None` when the service did it, e.g. the creator was removed).
         by: Option<MemberId>,
-        /// Why.
         reason: RevocationReason,
     },
     /// Past its expiry, as recorded by the sweeper.
@@ -82,22 +79,33 @@ impl KeyStatus {
     pub fn parse(name: &str) -> Option<Self> {
         [KeyStatus::Active, KeyStatus::Revoked, KeyStatus::Expired].into_iter().find(|s| s.as_str() == name)
     }
+
+    /// The status at `now` of a key whose events so far leave it `recorded`: a key recorded
+    /// Active is Expired from the instant its expiry passes, whether or not the sweeper has
+    /// written the Expired event yet. The one statement of "usable at `now`" (the SQL twin is
+    /// `projections::views::key_status_is`).
+    pub fn at(recorded: KeyStatus, expires_at: Option<Timestamp>, now: Timestamp) -> KeyStatus {
+        match recorded {
+            KeyStatus::Active if is_past(expires_at, now) => KeyStatus::Expired,
+            other => other,
+        }
+    }
 }
 
 impl ApiKey {
     /// The status at `now`: Expired from the instant `expires_at` passes.
     pub fn status_at(&self, now: Timestamp) -> KeyStatus {
-        match self.lifecycle {
+        let recorded = match self.lifecycle {
             Lifecycle::Revoked { .. } => KeyStatus::Revoked,
             Lifecycle::Expired { .. } => KeyStatus::Expired,
-            Lifecycle::Active if is_past(self.expires_at, now) => KeyStatus::Expired,
             Lifecycle::Active => KeyStatus::Active,
-        }
+        };
+        KeyStatus::at(recorded, self.expires_at, now)
     }
 }
 
 /// True when an expiry exists and `now` has reached it (the key stops working at that instant).
-pub fn is_past(expires_at: Option<Timestamp>, now: Timestamp) -> bool {
+fn is_past(expires_at: Option<Timestamp>, now: Timestamp) -> bool {
     expires_at.is_some_and(|at| now >= at)
 }
 
@@ -106,7 +114,6 @@ pub fn is_past(expires_at: Option<Timestamp>, now: Timestamp) -> bool {
 pub enum ApiKeyCommand {
     /// Create a key. Its secret is made by the caller; only the hash and preview come here.
     Create {
-        /// The label.
         name: KeyName,
         /// SHA-256 of the new secret.
         key_hash: KeyHash,
@@ -129,10 +136,7 @@ pub enum ApiKeyCommand {
         allowed_domains: AllowedDomains,
     },
     /// Turn an Active key off for good.
-    Revoke {
-        /// Why.
-        reason: RevocationReason,
-    },
+    Revoke { reason: RevocationReason },
 }
 
 /// Why a key command was refused.
@@ -296,6 +300,15 @@ mod tests {
         let key = created(Some(t("2027-03-01T05:00:00Z")));
         assert_eq!(key.status_at(t("2027-03-01T04:59:59.999Z")), KeyStatus::Active);
         assert_eq!(key.status_at(t("2027-03-01T05:00:00Z")), KeyStatus::Expired);
+    }
+
+    #[test]
+    fn only_a_key_recorded_active_lapses_and_a_revoked_one_stays_revoked_past_its_expiry() {
+        let (expiry, now) = (Some(t("2027-03-01T05:00:00Z")), t("2027-03-02T00:00:00Z"));
+        assert_eq!(KeyStatus::at(KeyStatus::Active, expiry, now), KeyStatus::Expired);
+        assert_eq!(KeyStatus::at(KeyStatus::Active, None, now), KeyStatus::Active);
+        assert_eq!(KeyStatus::at(KeyStatus::Revoked, expiry, now), KeyStatus::Revoked);
+        assert_eq!(KeyStatus::at(KeyStatus::Expired, None, now), KeyStatus::Expired);
     }
 
     #[test]

@@ -82,7 +82,6 @@ impl RevocationReason {
 pub enum Event {
     /// A firm signed up.
     FirmCreated {
-        /// The firm's name.
         name: FirmName,
         /// Where bare expiry dates are read.
         time_zone: FirmTimeZone,
@@ -93,14 +92,11 @@ pub enum Event {
     RolePermissionsChanged {
         /// The role changed (never the owner).
         role: Role,
-        /// Its permissions before.
         before: PermissionSet,
-        /// Its permissions after.
         after: PermissionSet,
     },
     /// The owner, created with the firm.
     MemberRegistered {
-        /// Their name.
         name: PersonName,
         /// Their login.
         email: Email,
@@ -109,7 +105,6 @@ pub enum Event {
     },
     /// A member was invited (the actor is who invited them).
     MemberInvited {
-        /// Their name.
         name: PersonName,
         /// Their login.
         email: Email,
@@ -119,17 +114,11 @@ pub enum Event {
     /// An invited member set a password and joined.
     InvitationAccepted {},
     /// The owner changed a member's role.
-    MemberRoleChanged {
-        /// The role before.
-        before: Role,
-        /// The role after.
-        after: Role,
-    },
+    MemberRoleChanged { before: Role, after: Role },
     /// A member was removed from the firm.
     MemberRemoved {},
     /// An API key was created. Holds the secret's hash (for verification), never the secret.
     ApiKeyCreated {
-        /// The key's label.
         name: KeyName,
         /// SHA-256 of the secret.
         key_hash: KeyHash,
@@ -145,17 +134,9 @@ pub enum Event {
         created_by: MemberId,
     },
     /// An Active key's allowed domains were edited.
-    ApiKeyDomainsUpdated {
-        /// The list before.
-        before: AllowedDomains,
-        /// The list after.
-        after: AllowedDomains,
-    },
+    ApiKeyDomainsUpdated { before: AllowedDomains, after: AllowedDomains },
     /// A key was turned off for good.
-    ApiKeyRevoked {
-        /// Why.
-        reason: RevocationReason,
-    },
+    ApiKeyRevoked { reason: RevocationReason },
     /// A key authenticated requests (coalesced: one event per key per flush interval).
     ApiKeyUsed {
         /// The latest request's time.

@@ -7,7 +7,6 @@ use crate::permissions::{Grid, OwnerRoleFixed, PermissionSet, Role};
 /// A firm as its stream tells it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Firm {
-    /// Its name.
     pub name: FirmName,
     /// Where bare expiry dates are read.
     pub time_zone: FirmTimeZone,
@@ -19,12 +18,7 @@ pub struct Firm {
 #[derive(Clone, Debug)]
 pub enum FirmCommand {
     /// Sign a firm up, with the default grid.
-    Create {
-        /// Its name.
-        name: FirmName,
-        /// Its time zone.
-        time_zone: FirmTimeZone,
-    },
+    Create { name: FirmName, time_zone: FirmTimeZone },
     /// Give a role exactly these permissions.
     ChangeRolePermissions {
         /// The role (never `owner`).

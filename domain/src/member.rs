@@ -8,11 +8,9 @@ use crate::Timestamp;
 /// A member as their stream tells it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Member {
-    /// Their name.
     pub name: PersonName,
     /// Their login.
     pub email: Email,
-    /// Their role.
     pub role: Role,
     /// False while an invitation is still open.
     pub joined: bool,
@@ -27,14 +25,12 @@ pub struct Member {
 pub enum MemberCommand {
     /// Create the firm's owner, at signup.
     RegisterOwner {
-        /// Their name.
         name: PersonName,
         /// Their login.
         email: Email,
     },
     /// Invite someone into the firm.
     Invite {
-        /// Their name.
         name: PersonName,
         /// Their login.
         email: Email,

@@ -109,7 +109,6 @@ pub struct AuditEntry {
     /// One of [`ACTIONS`].
     #[schema(schema_with = action_schema)]
     pub action: String,
-    /// Who.
     pub actor: EntryActor,
     /// On what.
     pub target: EntryTarget,

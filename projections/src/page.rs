@@ -23,7 +23,6 @@ pub enum Direction {
 pub struct Cursor {
     /// Rows strictly beyond this id are shown.
     pub boundary: Uuid,
-    /// Which way.
     pub direction: Direction,
 }
 
@@ -74,7 +73,6 @@ impl Default for PageRequest {
 /// One page of a list, newest first.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
-    /// The rows.
     pub data: Vec<T>,
     /// Older rows (the Next button), if any.
     #[schema(required = true)]

@@ -5,7 +5,7 @@
 //! step is idempotent: a row carries its stream's version and an event at or below it is skipped.
 
 use commands::RecordedEvent;
-use domain::{Event, Role, Timestamp};
+use domain::{ApiKeyId, Event, FirmId, MemberId, Role, Timestamp};
 use sqlx::PgConnection;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -29,6 +29,24 @@ impl commands::ReadModels for PgReadModels {
             crate::audit::apply(conn, event).await?;
         }
         Ok(())
+    }
+
+    async fn keys_past_expiry(
+        &self,
+        conn: &mut PgConnection,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<(ApiKeyId, FirmId)>, sqlx::Error> {
+        crate::views::keys_past_expiry(conn, now, limit).await
+    }
+
+    async fn active_keys_created_by(
+        &self,
+        conn: &mut PgConnection,
+        member: MemberId,
+        now: Timestamp,
+    ) -> Result<Vec<ApiKeyId>, sqlx::Error> {
+        crate::views::active_keys_created_by(conn, member, now).await
     }
 }
 

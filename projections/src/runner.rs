@@ -103,13 +103,11 @@ pub const SAFETY_POLL: Duration = Duration::from_millis(250);
 
 /// Runs one projection until shutdown.
 pub struct Runner<P: Projection> {
-    /// The log.
     pub pool: PgPool,
     /// NATS, for the fast path (JetStream) and to know whether it is reachable.
     pub nats: async_nats::Client,
     /// Stream names.
     pub names: NatsNames,
-    /// The projection.
     pub projection: P,
     /// Shared with `/readyz` and `/metrics`.
     pub status: Arc<ProjectionStatus>,

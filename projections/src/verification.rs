@@ -12,7 +12,7 @@
 use crate::runner::{Projection, ProjectionError};
 use crate::views::{ApiKeyView, MemberRef};
 use commands::store::{FeedPosition, RecordedEvent};
-use domain::api_key::{is_past, KeyStatus};
+use domain::api_key::KeyStatus;
 use domain::{AllowedDomains, Event, Grid, KeyHash, PermissionSet, Role, StreamKind, Timestamp};
 use futures::TryStreamExt;
 use hashbrown::HashTable;
@@ -46,7 +46,17 @@ pub struct CachedKey {
 impl CachedKey {
     /// True when the key works at `now`: not revoked, not past its expiry.
     pub fn is_active_at(&self, now: Timestamp) -> bool {
-        !self.revoked && !self.expired_recorded && !is_past(self.expires_at, now)
+        let recorded = recorded_status(self.revoked, self.expired_recorded);
+        KeyStatus::at(recorded, self.expires_at, now) == KeyStatus::Active
+    }
+}
+
+/// What a key's events so far say of it, before its expiry is compared with the clock.
+fn recorded_status(revoked: bool, expired_recorded: bool) -> KeyStatus {
+    match (revoked, expired_recorded) {
+        (true, _) => KeyStatus::Revoked,
+        (false, true) => KeyStatus::Expired,
+        (false, false) => KeyStatus::Active,
     }
 }
 
@@ -55,9 +65,7 @@ impl CachedKey {
 pub struct CurrentKey {
     /// The key, as the keys table shows it.
     pub api_key: ApiKeyView,
-    /// Its firm's id.
     pub firm_id: Uuid,
-    /// Its firm's name.
     pub firm_name: String,
 }
 
@@ -194,7 +202,8 @@ impl VerificationState {
         let slot = self.slot_by_id(id)?;
         let record = &self.keys[slot as usize];
         let expires_at = from_micros(record.expires_at);
-        if record.flags != 0 || is_past(expires_at, now) {
+        let recorded = recorded_status(record.flags & REVOKED != 0, record.flags & EXPIRED_RECORDED != 0);
+        if KeyStatus::at(recorded, expires_at, now) != KeyStatus::Active {
             return None;
         }
         let (name, preview) = self.texts(record);

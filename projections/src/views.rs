@@ -2,7 +2,7 @@
 
 use crate::page::{Page, PageRequest};
 use chrono::{DateTime, Utc};
-use domain::api_key::{is_past, KeyStatus};
+use domain::api_key::KeyStatus;
 use domain::{ApiKeyId, FirmId, MemberId, Role};
 use serde::{Serialize, Serializer};
 use sqlx::postgres::PgRow;
@@ -24,9 +24,7 @@ fn optional_time<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok
 /// A member named in another record.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct MemberRef {
-    /// Their id.
     pub id: Uuid,
-    /// Their name.
     pub name: String,
 }
 
@@ -34,14 +32,11 @@ pub struct MemberRef {
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[schema(as = ApiKey)]
 pub struct ApiKeyView {
-    /// Its id.
     pub id: Uuid,
-    /// Its label.
     pub name: String,
     /// `esq_ab12cd…wxyz`.
     #[schema(examples("esq_ab12cd…wxyz"))]
     pub preview: String,
-    /// Its scopes.
     #[schema(value_type = domain::Scopes)]
     pub scopes: Vec<String>,
     /// Its allowed domains; empty is Any.
@@ -82,11 +77,9 @@ const SELECT_KEYS: &str = "SELECT k.id, k.name, k.preview, k.scopes, k.allowed_d
 fn key_from_row(row: &PgRow, now: DateTime<Utc>) -> Result<ApiKeyView, sqlx::Error> {
     let lifecycle: String = row.try_get("lifecycle")?;
     let expires_at: Option<DateTime<Utc>> = row.try_get("expires_at")?;
-    let status = match KeyStatus::parse(&lifecycle) {
-        Some(KeyStatus::Active) if is_past(expires_at, now) => KeyStatus::Expired,
-        Some(status) => status,
-        None => return Err(sqlx::Error::Decode(format!("unknown key lifecycle {lifecycle}").into())),
-    };
+    let recorded = KeyStatus::parse(&lifecycle)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown key lifecycle {lifecycle}").into()))?;
+    let status = KeyStatus::at(recorded, expires_at, now);
     let revoked_by: Option<Uuid> = row.try_get("revoked_by")?;
     let revoked_by_name: Option<String> = row.try_get("revoked_by_name")?;
     Ok(ApiKeyView {
@@ -121,6 +114,55 @@ pub async fn api_key<'e>(
     row.map(|r| key_from_row(&r, now)).transpose()
 }
 
+/// The SQL twin of [`KeyStatus::at`]: true for a row of `api_keys` (as `table`) whose status at
+/// `now` (a parameter such as `$4`) is `status`. Never NULL.
+pub fn key_status_is(status: KeyStatus, table: &str, now: &str) -> String {
+    // Recorded Active but past its expiry. Written so that the partial index `api_keys_expiring`
+    // serves it (the sweeper's query), and false rather than NULL for a key that never expires.
+    let lapsed =
+        format!("({table}.lifecycle = 'active' AND {table}.expires_at IS NOT NULL AND {table}.expires_at <= {now})");
+    match status {
+        KeyStatus::Active => format!("({table}.lifecycle = 'active' AND NOT {lapsed})"),
+        KeyStatus::Expired => format!("({table}.lifecycle = 'expired' OR {lapsed})"),
+        KeyStatus::Revoked => format!("({table}.lifecycle = 'revoked')"),
+    }
+}
+
+/// Keys recorded Active whose expiry has passed at `now`, soonest expiry first, at most `limit`:
+/// what the expiry sweeper records as Expired.
+pub async fn keys_past_expiry(
+    conn: &mut sqlx::PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(ApiKeyId, FirmId)>, sqlx::Error> {
+    let expired = key_status_is(KeyStatus::Expired, "k", "$1");
+    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(&format!(
+        "SELECT k.id, k.firm_id FROM api_keys k WHERE k.lifecycle = 'active' AND {expired}
+         ORDER BY k.expires_at LIMIT $2"
+    ))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(key, firm)| (ApiKeyId::from_uuid(key), FirmId::from_uuid(firm))).collect())
+}
+
+/// The keys `member` created that are Active at `now`, by id.
+pub async fn active_keys_created_by(
+    conn: &mut sqlx::PgConnection,
+    member: MemberId,
+    now: DateTime<Utc>,
+) -> Result<Vec<ApiKeyId>, sqlx::Error> {
+    let active = key_status_is(KeyStatus::Active, "k", "$2");
+    let ids: Vec<Uuid> =
+        sqlx::query_scalar(&format!("SELECT k.id FROM api_keys k WHERE k.created_by = $1 AND {active} ORDER BY k.id"))
+            .bind(member.as_uuid())
+            .bind(now)
+            .fetch_all(conn)
+            .await?;
+    Ok(ids.into_iter().map(ApiKeyId::from_uuid).collect())
+}
+
 /// A page of `firm`'s keys, newest first, optionally only those of one status at `now`.
 pub async fn api_keys(
     pool: &PgPool,
@@ -129,12 +171,7 @@ pub async fn api_keys(
     page: PageRequest,
     now: DateTime<Utc>,
 ) -> Result<Page<ApiKeyView>, sqlx::Error> {
-    let status_filter = match status {
-        None => "TRUE",
-        Some(KeyStatus::Active) => "k.lifecycle = 'active' AND (k.expires_at IS NULL OR k.expires_at > $4)",
-        Some(KeyStatus::Expired) => "(k.lifecycle = 'expired' OR (k.lifecycle = 'active' AND k.expires_at <= $4))",
-        Some(KeyStatus::Revoked) => "k.lifecycle = 'revoked'",
-    };
+    let status_filter = status.map_or_else(|| "TRUE".to_owned(), |status| key_status_is(status, "k", "$4"));
     let (condition, order) = page.sql("k.id", 2);
     let rows = sqlx::query(&format!(
         "{SELECT_KEYS} WHERE k.firm_id = $1 AND {condition} AND {status_filter} ORDER BY {order} LIMIT $3"
@@ -153,15 +190,11 @@ pub async fn api_keys(
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[schema(as = Member)]
 pub struct MemberView {
-    /// Their id.
     pub id: Uuid,
-    /// Their name.
     pub name: String,
     /// Their login.
     pub email: String,
-    /// Their role.
     pub role: Role,
-    /// Their firm.
     pub firm_id: Uuid,
     /// `active` or `removed`.
     #[schema(schema_with = member_status_schema)]
@@ -222,9 +255,7 @@ pub async fn members(pool: &PgPool, firm: FirmId, page: PageRequest) -> Result<P
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[schema(as = Firm)]
 pub struct FirmView {
-    /// Its id.
     pub id: Uuid,
-    /// Its name.
     pub name: String,
     /// Its IANA time zone.
     pub time_zone: String,
@@ -243,7 +274,6 @@ pub async fn firm<'e>(pool: impl sqlx::PgExecutor<'e>, id: FirmId) -> Result<Opt
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[schema(as = RolePermissions)]
 pub struct RoleView {
-    /// The role.
     pub role: Role,
     /// What it may do now, in the contract's order.
     #[schema(value_type = domain::PermissionSet)]

@@ -44,7 +44,6 @@ pub struct KeyFilter {
 /// `POST /v1/api-keys`'s answer: the only response that ever holds the secret.
 #[derive(Serialize, ToSchema)]
 pub struct CreatedKeyResponse {
-    /// The new key.
     api_key: ApiKeyView,
     /// The whole secret (`esq_` + 32 + 6 base62 characters), shown this once.
     #[schema(pattern = "^esq_[0-9A-Za-z]{38}$")]
@@ -55,9 +54,7 @@ pub struct CreatedKeyResponse {
 /// is the verification benchmark's route).
 #[derive(Serialize, ToSchema)]
 pub struct CurrentKeyResponse {
-    /// The calling key.
     pub api_key: ApiKeyView,
-    /// Its firm.
     pub firm: CurrentKeyFirm,
     /// The key's scopes that its creator's role holds now.
     #[schema(schema_with = effective_permissions_schema)]
@@ -67,9 +64,7 @@ pub struct CurrentKeyResponse {
 /// The calling key's firm.
 #[derive(Serialize, ToSchema)]
 pub struct CurrentKeyFirm {
-    /// Its id.
     pub id: Uuid,
-    /// Its name.
     pub name: String,
 }
 

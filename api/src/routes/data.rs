@@ -68,7 +68,6 @@ struct Resource {
     path: &'static str,
     /// One record, as the OpenAPI document names its schema (`Contact`).
     noun: &'static str,
-    /// The table.
     table: &'static str,
     /// What GET needs.
     read: Permission,

@@ -53,9 +53,7 @@ pub struct SessionBody {
 /// `POST /v1/firms`'s answer.
 #[derive(Serialize, ToSchema)]
 pub struct SignupResponse {
-    /// The new firm.
     firm: FirmView,
-    /// Its owner.
     member: MemberView,
     /// The owner's first session.
     session: SessionBody,
@@ -64,7 +62,6 @@ pub struct SignupResponse {
 /// A member signed in: login or an accepted invitation.
 #[derive(Serialize, ToSchema)]
 pub struct SignInResponse {
-    /// Who.
     member: MemberView,
     /// Their new session.
     session: SessionBody,
@@ -73,7 +70,6 @@ pub struct SignInResponse {
 /// `POST /v1/members`'s answer.
 #[derive(Serialize, ToSchema)]
 pub struct InvitationResponse {
-    /// The invited member.
     member: MemberView,
     /// The invitation (`esqi_…`): shown once, valid 7 days.
     #[schema(schema_with = invitation_token_schema)]

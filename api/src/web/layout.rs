@@ -20,7 +20,6 @@ pub enum Nav {
 
 /// Who is looking, for the shell.
 pub struct Shell<'a> {
-    /// The signed-in member.
     pub member: &'a SignedInMember,
     /// Their firm's name.
     pub firm: &'a str,

@@ -40,7 +40,6 @@ pub struct Person {
     pub name: String,
     pub email: String,
     pub id: String,
-    /// The firm's name.
     pub firm: String,
     pub role: String,
     /// The current session token, once signed in.
