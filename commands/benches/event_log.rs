@@ -6,10 +6,10 @@
 //! `ESQASE_BENCH_SECONDS` sets how long each writer count runs (default 5).
 
 use anyhow::Context as _;
-use commands::store::{self, Append, FeedPosition, Metadata, RecordedEvent};
-use commands::{EventLog, NoBarrier, ReadModels};
+use commands::store::{self, Append, FeedPosition, Metadata};
+use commands::{EventLog, NoBarrier, NoReadModels};
 use domain::{Actor, Event, FirmId};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -24,35 +24,6 @@ const FEED_BATCH: i64 = 500;
 const FEED_RUNS: usize = 3;
 /// Events per transaction when filling the log up for the feed read.
 const FILL_BATCH: usize = 1_000;
-
-/// Read models that fold nothing: this measures the log itself.
-struct NoReadModels;
-
-#[async_trait::async_trait]
-impl ReadModels for NoReadModels {
-    async fn apply(&self, _conn: &mut PgConnection, _events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        Ok(())
-    }
-
-    // With no read models there is no key to find.
-    async fn keys_past_expiry(
-        &self,
-        _conn: &mut PgConnection,
-        _now: domain::Timestamp,
-        _limit: i64,
-    ) -> Result<Vec<(domain::ApiKeyId, domain::FirmId)>, sqlx::Error> {
-        Ok(Vec::new())
-    }
-
-    async fn active_keys_created_by(
-        &self,
-        _conn: &mut PgConnection,
-        _member: domain::MemberId,
-        _now: domain::Timestamp,
-    ) -> Result<Vec<domain::ApiKeyId>, sqlx::Error> {
-        Ok(Vec::new())
-    }
-}
 
 /// What one writer count achieved.
 struct AppendRun {

@@ -17,7 +17,7 @@ pub mod store;
 pub mod usage;
 
 pub use error::CommandError;
-pub use log::{Barrier, EventLog, NoBarrier, ReadModels};
+pub use log::{Barrier, EventLog, NoBarrier, NoReadModels, ReadModels};
 pub use store::{FeedPosition, Metadata, RecordedEvent};
 
 /// The command handlers, over one event log.

@@ -9,9 +9,9 @@
 use async_nats::jetstream;
 use commands::nats::NatsNames;
 use commands::store::{self, Append, Metadata, RecordedEvent};
-use commands::{EventLog, NoBarrier, ReadModels};
+use commands::{EventLog, NoBarrier, NoReadModels};
 use domain::{Actor, Event, FirmId};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -141,35 +141,6 @@ pub async fn whole_feed(pool: &PgPool) -> Vec<RecordedEvent> {
         let Some(last) = batch.last() else { return events };
         at = last.feed;
         events.extend(batch);
-    }
-}
-
-/// Read models that fold nothing: the tests here are about the log.
-pub struct NoReadModels;
-
-#[async_trait::async_trait]
-impl ReadModels for NoReadModels {
-    async fn apply(&self, _conn: &mut PgConnection, _events: &[RecordedEvent]) -> Result<(), sqlx::Error> {
-        Ok(())
-    }
-
-    // With no read models there is no key to find.
-    async fn keys_past_expiry(
-        &self,
-        _conn: &mut PgConnection,
-        _now: domain::Timestamp,
-        _limit: i64,
-    ) -> Result<Vec<(domain::ApiKeyId, domain::FirmId)>, sqlx::Error> {
-        Ok(Vec::new())
-    }
-
-    async fn active_keys_created_by(
-        &self,
-        _conn: &mut PgConnection,
-        _member: domain::MemberId,
-        _now: domain::Timestamp,
-    ) -> Result<Vec<domain::ApiKeyId>, sqlx::Error> {
-        Ok(Vec::new())
     }
 }
 
