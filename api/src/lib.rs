@@ -11,5 +11,4 @@ pub mod openapi;
 pub mod requests;
 pub mod routes;
 pub mod serve;
-pub mod testing;
 pub mod web;

@@ -1,15 +1,13 @@
 //! The API keys page over HTTP: create and show once, list, get, edit allowed domains, revoke;
 //! and that the secret is nowhere but the create response.
 
-mod support;
-
 use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{create_key, join, key_named, sign_up, Answer, Client, Signed, TestApp};
+use testkit::{create_key, join, key_named, sign_up, Answer, Client, Signed, TestApp};
 
 const BASE62: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -618,7 +616,7 @@ async fn rebuilding_the_read_models_gives_the_same_rows_uses_included() -> anyho
                     .await;
             assert!(answer.status == 200 || answer.status == 401, "{}", answer.text);
         }
-        support::eventually("the round's uses to be flushed", async || (used().await > before_round).then_some(()))
+        testkit::eventually("the round's uses to be flushed", async || (used().await > before_round).then_some(()))
             .await;
         if round == 1 {
             let listed = client.get("/v1/api-keys?limit=1", &owner.token).await;

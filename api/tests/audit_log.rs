@@ -2,11 +2,9 @@
 //! read it, tenancy, the hash chain (tampering detected by the API and the CLI), rebuilds that
 //! give byte-identical rows, and streaming exports.
 
-mod support;
-
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use support::{create_key, eventually, join, key_named, sign_up, Client, Signed, TestApp};
+use testkit::{create_key, eventually, join, key_named, sign_up, Client, Signed, TestApp};
 
 /// Every entry of the firm as `who` sees it, oldest first.
 async fn log_of(client: &Client, who: &Signed) -> Vec<Value> {
@@ -122,7 +120,7 @@ async fn each_action_is_recorded_with_its_actor_and_details() -> anyhow::Result<
     assert_eq!(removed.status, 200, "{}", removed.text);
 
     // Once the Used event is flushed (every 200 ms in tests), the log still lists nothing for it.
-    support::eventually("the key's use to be recorded", async || {
+    testkit::eventually("the key's use to be recorded", async || {
         let shown = client.get(&format!("/v1/api-keys/{key_id}"), &owner.token).await;
         (!shown.body["last_used_at"].is_null()).then_some(())
     })
@@ -677,7 +675,7 @@ fn rss_kib(pid: u32) -> u64 {
 #[tokio::test]
 async fn an_export_of_100k_entries_streams_in_little_memory() -> anyhow::Result<()> {
     // The real binary in its own process, so its memory is its own.
-    let settings = api::testing::isolated_settings();
+    let settings = testkit::isolated_settings();
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_esqase"))
         .arg("serve")

@@ -6,8 +6,6 @@
 //!
 //! Chromium is required: when it is missing the test fails (CI installs it, see `.ci/run`).
 
-mod support;
-
 use anyhow::{anyhow, bail, Context, Result};
 use fantoccini::elements::Element;
 use fantoccini::key::Key;
@@ -16,7 +14,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::*;
+use testkit::*;
 
 /// The axe-core release the tests run.
 const AXE_VERSION: &str = "4.14.1";

@@ -3,13 +3,11 @@
 //! transaction left open in another database, an idle-in-transaction session in this one, a
 //! node that stops confirming, a small connection pool under concurrent commands.
 
-mod support;
-
 use serde_json::json;
 use sqlx::Connection;
 use std::sync::Arc;
 use std::time::Duration;
-use support::*;
+use testkit::*;
 use tokio::time::Instant;
 
 async fn current(client: &Client, secret: &str) -> u16 {
@@ -85,7 +83,7 @@ async fn with_transactions_left_open_elsewhere_on_the_cluster_a_revoke_answers_a
 
     // A batch job in another database of the same cluster, and a forgotten psql session in this
     // one: each holds a transaction id for the whole test.
-    let neighbour_url = api::testing::isolated_settings().database_url;
+    let neighbour_url = testkit::isolated_settings().database_url;
     commands::db::connect(&neighbour_url, 1).await?.close().await;
     let mut batch_job = sqlx::PgConnection::connect(&neighbour_url).await?;
     sqlx::query("BEGIN").execute(&mut batch_job).await?;
@@ -161,7 +159,7 @@ async fn a_node_that_stops_confirming_is_outwaited_before_the_command_answers() 
 async fn a_small_pool_takes_many_concurrent_commands_of_one_firm_without_refusing_any() -> anyhow::Result<()> {
     // The relay keeps one connection of its own; commands share the rest. Nothing a command
     // does after its commit may need another.
-    let mut settings = api::testing::isolated_settings();
+    let mut settings = testkit::isolated_settings();
     settings.db_max_connections = 4;
     let app = TestApp::spawn_with(settings).await?;
     let client = Client::new(&app);

@@ -1,10 +1,8 @@
 //! The firm's data API over HTTP: contacts, matters, leads, practice areas and matter types, for
 //! members under their role and for API keys under their scopes; records scoped by firm.
 
-mod support;
-
 use serde_json::{json, Value};
-use support::{create_key, join, random_uuid, sign_up, Answer, Client, Signed, TestApp};
+use testkit::{create_key, join, random_uuid, sign_up, Answer, Client, Signed, TestApp};
 
 /// Every resource, with a body that creates one (no references).
 const SIMPLE: [(&str, &str); 3] =

@@ -1,12 +1,10 @@
 //! The contract's HTTP conventions: problem+json everywhere, limits, request ids, credentials,
 //! and the operations routes.
 
-mod support;
-
 use reqwest::Method;
 use serde_json::json;
 use std::time::Duration;
-use support::{sign_up, Client, TestApp};
+use testkit::{sign_up, Client, TestApp};
 
 #[tokio::test]
 async fn unknown_routes_are_404_and_wrong_methods_405_as_problem_json() -> anyhow::Result<()> {

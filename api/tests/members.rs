@@ -1,9 +1,7 @@
 //! Firms, members, sessions and the roles-and-permissions grid, over HTTP.
 
-mod support;
-
 use serde_json::json;
-use support::{create_key, join, key_named, random_uuid, sign_up, Client, TestApp, PASSWORD};
+use testkit::{create_key, join, key_named, random_uuid, sign_up, Client, TestApp, PASSWORD};
 
 #[tokio::test]
 async fn signing_up_creates_the_firm_its_owner_and_a_session() -> anyhow::Result<()> {

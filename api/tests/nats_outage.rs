@@ -1,14 +1,12 @@
 //! Two nodes on one Postgres and a NATS server of the test's own, stopped mid-test: commands
 //! keep succeeding, nothing stale is accepted, and both nodes converge when NATS returns.
 
-mod support;
-
 use futures::StreamExt;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::*;
+use testkit::*;
 use tokio::time::Instant;
 
 /// A nats-server of this test's own (never the machine's shared one), killed on drop.
@@ -83,7 +81,7 @@ async fn with_nats_stopped_commands_succeed_nothing_stale_is_accepted_and_nodes_
     let store = std::env::temp_dir().join(format!("esqase-nats-{}", random_uuid()));
     let nats = PrivateNats::start(free_port(), store);
     nats.ready().await;
-    let mut settings = api::testing::isolated_settings();
+    let mut settings = testkit::isolated_settings();
     settings.nats_url = nats.url();
     let first = TestApp::spawn_with(settings.clone()).await?;
     let second = TestApp::spawn_with(settings).await?;

@@ -2,10 +2,8 @@
 //! route the router serves (paths read from the router itself, methods probed on a running
 //! service) is in it, and nothing else; and it is served at `/openapi.json`.
 
-mod support;
-
 use std::collections::BTreeSet;
-use support::*;
+use testkit::*;
 
 /// The methods a route can be documented with (HEAD follows GET, OPTIONS is the CORS layer's).
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];

@@ -3,12 +3,10 @@
 //! show internals; bodies over 64 KiB are refused; no response but the create response holds a
 //! key's secret.
 
-mod support;
-
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
-use support::*;
+use testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Which credential a route admits.

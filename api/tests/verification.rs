@@ -1,13 +1,11 @@
 //! Keys at work: verification in the contract's order, from each node's memory; revocation on
 //! every node; the creator's live ceiling; CORS; usage; expiry.
 
-mod support;
-
 use reqwest::Method;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-use support::*;
+use testkit::*;
 use tokio::time::Instant;
 
 async fn current(client: &Client, secret: &str, origin: Option<&str>) -> Answer {

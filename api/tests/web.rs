@@ -2,11 +2,9 @@
 //! headers, and what each page shows (read as HTML text). `tests/browser.rs` walks the same
 //! pages in a real browser.
 
-mod support;
-
 use reqwest::Method;
 use serde_json::json;
-use support::*;
+use testkit::*;
 
 /// Signs `email` in the way the sign-in page does; returns the `esqase_session` cookie pair.
 async fn browser_sign_in(client: &Client, email: &str) -> String {
@@ -337,7 +335,7 @@ async fn signing_out_ends_the_session_and_clears_the_cookie() {
 
 #[tokio::test]
 async fn the_cookie_is_secure_when_configured() {
-    let mut settings = api::testing::isolated_settings();
+    let mut settings = testkit::isolated_settings();
     settings.secure_cookies = true;
     let app = TestApp::spawn_with(settings).await.expect("the service starts");
     let client = Client::new(&app);

@@ -34,12 +34,12 @@ async fn create(w: &mut Esqase, who: &str, dialog: Dialog) -> anyhow::Result<Ans
     let answer = w.call_as(who, Method::POST, "/v1/api-keys", Some(Value::Object(body))).await?;
     if answer.status == 201 {
         let name = dialog.name.unwrap_or_default();
-        let key = &answer.json["api_key"];
+        let key = &answer.body["api_key"];
         w.keys.insert(
             name,
             Key {
                 id: key["id"].as_str().unwrap_or_default().to_owned(),
-                secret: answer.json["secret"].as_str().unwrap_or_default().to_owned(),
+                secret: answer.body["secret"].as_str().unwrap_or_default().to_owned(),
                 created: key.clone(),
                 creator: who.to_owned(),
             },
@@ -177,7 +177,7 @@ async fn secret_not_in_get(w: &mut Esqase, name: String, who: String) -> anyhow:
     answer.expect(200)?;
     ensure!(!answer.text.contains(&key.secret), "GET /v1/api-keys/{{id}} shows the full key");
     ensure!(!answer.text.contains(&key.secret[4..]), "GET /v1/api-keys/{{id}} shows the key's random part");
-    ensure!(answer.json.get("secret").is_none(), "a secret field: {}", answer.text);
+    ensure!(answer.body.get("secret").is_none(), "a secret field: {}", answer.text);
     Ok(())
 }
 
@@ -187,7 +187,7 @@ async fn secret_not_in_answer(w: &mut Esqase, name: String) -> anyhow::Result<()
     let answer = w.last()?;
     answer.expect(200)?;
     ensure!(!answer.text.contains(&secret), "the answer shows the full key");
-    ensure!(answer.json.get("secret").is_none(), "a secret field: {}", answer.text);
+    ensure!(answer.body.get("secret").is_none(), "a secret field: {}", answer.text);
     Ok(())
 }
 

@@ -15,7 +15,7 @@ async fn sign_up(w: &mut Esqase, firm: &str, zone: Option<&str>, owner: &str) ->
     w.signup = Some((firm.to_owned(), zone.unwrap_or("UTC").to_owned(), owner.to_owned()));
     let answer = w.call(Method::POST, "/v1/firms", None, Some(body)).await?;
     if answer.status == 201 {
-        let j = &answer.json;
+        let j = &answer.body;
         w.firms.insert(firm.to_owned(), zone.unwrap_or("UTC").to_owned());
         if w.main_firm.is_none() {
             w.main_firm = Some(firm.to_owned());
@@ -121,10 +121,10 @@ async fn is_listed(w: &mut Esqase, who: String, status: String, role: String) ->
 async fn refused(w: &mut Esqase, status: u16, code: String) -> anyhow::Result<()> {
     let answer = w.last()?;
     ensure!(answer.status == status, "expected {status} {code}, got {}: {}", answer.status, answer.text);
-    ensure!(answer.code() == Some(code.as_str()), "expected code {code}: {}", answer.text);
+    ensure!(answer.code() == code, "expected code {code}: {}", answer.text);
     let content_type = answer.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
     ensure!(content_type.starts_with("application/problem+json"), "content type {content_type}");
-    ensure!(answer.json["status"] == status, "problem status: {}", answer.text);
+    ensure!(answer.body["status"] == status, "problem status: {}", answer.text);
     Ok(())
 }
 
@@ -132,7 +132,7 @@ async fn refused(w: &mut Esqase, status: u16, code: String) -> anyhow::Result<()
 async fn refused_listing(w: &mut Esqase, status: u16, code: String, fields: String) -> anyhow::Result<()> {
     refused(w, status, code).await?;
     let answer = w.last()?;
-    let errors = answer.json["errors"].as_array().cloned().unwrap_or_default();
+    let errors = answer.body["errors"].as_array().cloned().unwrap_or_default();
     let mut listed: Vec<String> =
         errors.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect::<Vec<_>>();
     listed.sort();
@@ -147,7 +147,7 @@ async fn refused_listing(w: &mut Esqase, status: u16, code: String, fields: Stri
 #[then(regex = r#"^the message on "([^"]+)" mentions "([^"]+)"$"#)]
 async fn message_mentions(w: &mut Esqase, field: String, text: String) -> anyhow::Result<()> {
     let answer = w.last()?;
-    let errors = answer.json["errors"].as_array().cloned().unwrap_or_default();
+    let errors = answer.body["errors"].as_array().cloned().unwrap_or_default();
     ensure!(
         errors.iter().any(|e| e["field"] == field.as_str() && e["message"].as_str().is_some_and(|m| m.contains(&text))),
         "no message on {field} mentions {text:?}: {}",
@@ -168,7 +168,7 @@ async fn logs_in(w: &mut Esqase, who: String) -> anyhow::Result<()> {
     if answer.status == 201 {
         let person = w.person_mut(&who)?;
         person.old_token = person.token.take();
-        person.token = answer.json["session"]["token"].as_str().map(str::to_owned);
+        person.token = answer.body["session"]["token"].as_str().map(str::to_owned);
     }
     Ok(())
 }
@@ -199,7 +199,7 @@ async fn both_refusals_same(w: &mut Esqase) -> anyhow::Result<()> {
     let n = w.answers.len();
     ensure!(n >= 2, "two answers are needed");
     let (a, b) = (&w.answers[n - 2], &w.answers[n - 1]);
-    ensure!(a.status == b.status && a.json == b.json, "the refusals differ:\n{}\n{}", a.text, b.text);
+    ensure!(a.status == b.status && a.body == b.body, "the refusals differ:\n{}\n{}", a.text, b.text);
     Ok(())
 }
 
@@ -239,7 +239,7 @@ async fn session_no_longer_works(w: &mut Esqase, who: String) -> anyhow::Result<
     for path in ["/v1/members", "/v1/roles", "/v1/api-keys"] {
         let answer = w.call(Method::GET, path, Some(&token), None).await?;
         ensure!(
-            answer.status == 401 && answer.code() == Some("invalid_session"),
+            answer.status == 401 && answer.code() == "invalid_session",
             "GET {path} with the ended session: {} {}",
             answer.status,
             answer.text
@@ -254,7 +254,7 @@ async fn invite(w: &mut Esqase, inviter: &str, who: &str, role: &str) -> anyhow:
     let body = json!({ "name": who, "email": email, "role": role });
     let answer = w.call_as(inviter, Method::POST, "/v1/members", Some(body)).await?;
     if answer.status == 201 {
-        let j = &answer.json;
+        let j = &answer.body;
         w.people.insert(
             who.to_owned(),
             Person {
@@ -278,7 +278,7 @@ async fn accept(w: &mut Esqase, who: &str) -> anyhow::Result<Answer> {
         .call(Method::POST, "/v1/invitations/accept", None, Some(json!({ "token": token, "password": PASSWORD })))
         .await?;
     if answer.status == 201 {
-        let token = answer.json["session"]["token"].as_str().map(str::to_owned);
+        let token = answer.body["session"]["token"].as_str().map(str::to_owned);
         let person = w.person_mut(who)?;
         person.old_token = person.token.take();
         person.token = token;
@@ -300,9 +300,9 @@ async fn has_invited(w: &mut Esqase, inviter: String, who: String, role: String)
 async fn invites(w: &mut Esqase, inviter: String, who: String, role: String) -> anyhow::Result<()> {
     let answer = invite(w, &inviter, &who, &role_word(&role)).await?;
     if answer.status == 201 {
-        let member = &answer.json["member"];
+        let member = &answer.body["member"];
         ensure!(member["name"] == who.as_str() && member["role"] == role_word(&role).as_str(), "{member}");
-        let token = answer.json["invitation_token"].as_str().unwrap_or_default();
+        let token = answer.body["invitation_token"].as_str().unwrap_or_default();
         ensure!(token.starts_with("esqi_"), "invitation token: {}", answer.text);
     }
     Ok(())
@@ -332,7 +332,7 @@ async fn removes(w: &mut Esqase, who: String, removed: String) -> anyhow::Result
     let id = w.person(&removed)?.id.clone();
     let answer = w.call_as(&who, Method::DELETE, &format!("/v1/members/{id}"), None).await?;
     if answer.status == 200 {
-        ensure!(answer.json["status"] == "removed", "removed member: {}", answer.text);
+        ensure!(answer.body["status"] == "removed", "removed member: {}", answer.text);
         let person = w.person_mut(&removed)?;
         person.old_token = person.token.take();
     }
@@ -367,8 +367,8 @@ async fn has_granted(w: &mut Esqase, who: String, permission: String, role: Stri
 async fn grants(w: &mut Esqase, who: String, permission: String, role: String) -> anyhow::Result<()> {
     let answer = grant(w, &who, &permission, &role).await?;
     if answer.status == 200 {
-        ensure!(answer.json["role"] == role.as_str(), "{}", answer.text);
-        ensure!(strings(&answer.json["permissions"])?.contains(&permission), "{}", answer.text);
+        ensure!(answer.body["role"] == role.as_str(), "{}", answer.text);
+        ensure!(strings(&answer.body["permissions"])?.contains(&permission), "{}", answer.text);
     }
     Ok(())
 }

@@ -38,8 +38,8 @@ async fn send(w: &mut Esqase, request: reqwest::RequestBuilder) -> anyhow::Resul
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let text = response.text().await?;
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    let answer = Answer { status, headers, text, json };
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let answer = Answer { status, headers, text, body };
     w.answers.push(answer.clone());
     Ok(answer)
 }

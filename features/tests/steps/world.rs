@@ -2,37 +2,12 @@
 //! the last answer the service gave.
 
 use anyhow::{anyhow, bail, ensure, Context as _};
-use api::testing::TestApp;
-use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
-
-/// A password every person in the specs uses (12+ characters).
-pub const PASSWORD: &str = "correct horse battery staple";
-
-/// One answer from the service.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub text: String,
-    pub json: Value,
-}
-
-impl Answer {
-    /// The problem's `code`, if the answer is a problem.
-    pub fn code(&self) -> Option<&str> {
-        self.json.get("code").and_then(Value::as_str)
-    }
-
-    /// Fails unless the answer has `status`.
-    pub fn expect(&self, status: u16) -> anyhow::Result<&Value> {
-        ensure!(self.status == status, "expected {status}, got {}: {}", self.status, self.text);
-        Ok(&self.json)
-    }
-}
+use testkit::TestApp;
+pub use testkit::{Answer, PASSWORD};
 
 /// A person named in a scenario.
 #[derive(Debug, Clone, Default)]
@@ -175,7 +150,7 @@ impl Esqase {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let answer = into_answer(&method, path, request).await?;
+        let answer = Answer::read(&method, path, request).await?;
         self.answers.push(answer.clone());
         Ok(answer)
     }
@@ -250,18 +225,4 @@ pub fn rfc3339_in(seconds: u64) -> (String, std::time::SystemTime) {
     let year = yoe + era * 400 + i64::from(month <= 2);
     let text = format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60);
     (text, at)
-}
-
-/// Sends `request` (`method path`, for error context) and reads its answer.
-pub async fn into_answer(method: &Method, path: &str, request: reqwest::RequestBuilder) -> anyhow::Result<Answer> {
-    let response = request.send().await.with_context(|| format!("{method} {path}"))?;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await?;
-    let json = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).with_context(|| format!("{method} {path} answered {status} with {text}"))?
-    };
-    Ok(Answer { status, headers, text, json })
 }

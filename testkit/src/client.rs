@@ -1,18 +1,17 @@
-//! Helpers shared by the HTTP integration tests: a small JSON client over reqwest, and ways to
-//! put a firm with members into a freshly spawned service.
-#![allow(dead_code)]
+//! The one HTTP client of the tests: a small JSON client over reqwest, and ways to put a firm
+//! with members into a freshly spawned service.
 
+use crate::app::TestApp;
+use anyhow::{ensure, Context as _};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
-
-pub use api::testing::TestApp;
 
 /// A password long enough for the contract's 12 characters.
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// An answer from the service: status, headers and the body (as JSON when it is JSON).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Answer {
     pub status: u16,
     pub headers: HeaderMap,
@@ -29,6 +28,24 @@ impl Answer {
     /// The problem's stable code (`""` when the body has none).
     pub fn code(&self) -> &str {
         self.body["code"].as_str().unwrap_or("")
+    }
+
+    /// The body, or an error unless the answer has `status` (for steps that report failures
+    /// as errors rather than panics).
+    pub fn expect(&self, status: u16) -> anyhow::Result<&Value> {
+        ensure!(self.status == status, "expected {status}, got {}: {}", self.status, self.text);
+        Ok(&self.body)
+    }
+
+    /// Sends a prepared request (`method path`, for the error's context) and reads the answer;
+    /// the body is `null` unless it is JSON.
+    pub async fn read(method: &Method, path: &str, request: reqwest::RequestBuilder) -> anyhow::Result<Answer> {
+        let response = request.send().await.with_context(|| format!("{method} {path}"))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.with_context(|| format!("the body of {method} {path}"))?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(Answer { status, headers, text, body })
     }
 
     /// Asserts a problem+json answer with `status` and `code`.
@@ -70,17 +87,12 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        Self::answer(request).await
+        Answer::read(&method_of(&request), path, request).await.expect("the service answers")
     }
 
     /// Sends a prepared request and reads the answer.
     pub async fn answer(request: reqwest::RequestBuilder) -> Answer {
-        let response = request.send().await.expect("the service answers");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("a readable body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Answer { status, headers, text, body }
+        Answer::read(&method_of(&request), "", request).await.expect("the service answers")
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Answer {
@@ -178,4 +190,9 @@ pub async fn eventually<T>(what: &str, check: impl AsyncFn() -> Option<T>) -> T 
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// The method of a prepared request, for messages.
+fn method_of(request: &reqwest::RequestBuilder) -> Method {
+    request.try_clone().and_then(|r| r.build().ok()).map_or(Method::GET, |r| r.method().clone())
 }

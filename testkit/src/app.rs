@@ -1,8 +1,8 @@
 //! Spawning the whole service for tests: its own database, its own NATS prefix, port 0, so
 //! tests run in parallel and twice in a row against the machine's Postgres and NATS.
 
-use crate::config::{Settings, Signup};
-use crate::serve::{start, Running};
+use api::config::{Settings, Signup};
+use api::serve::{start, Running};
 use std::net::SocketAddr;
 
 /// A service started for one test; its database is dropped when it is [`TestApp::stop`]ped,
