@@ -12,6 +12,7 @@ pub mod log;
 pub mod members;
 pub mod nats;
 pub mod relay;
+pub mod secret_scanning;
 pub mod store;
 pub mod usage;
 

@@ -15,6 +15,7 @@ pub mod names;
 pub mod permissions;
 pub mod schema;
 pub mod secret;
+pub mod secret_scanning;
 pub mod validation;
 
 pub use allowed_domains::AllowedDomains;

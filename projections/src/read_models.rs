@@ -193,7 +193,7 @@ pub async fn apply(conn: &mut PgConnection, e: &RecordedEvent) -> Result<(), sql
                 .execute(&mut *conn)
                 .await?;
         }
-        Event::ApiKeyRevoked { reason } => {
+        Event::ApiKeyRevoked { reason, .. } => {
             sqlx::query(
                 "UPDATE api_keys SET lifecycle = 'revoked', revoked_at = $3, revoked_by = $4, revoke_reason = $5,
                         version = $2

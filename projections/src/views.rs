@@ -70,11 +70,27 @@ pub struct ApiKeyView {
     /// Who revoked it (null when the service did, e.g. the creator was removed).
     #[schema(required = true)]
     pub revoked_by: Option<MemberRef>,
+    /// Why it was revoked: `revoked_by_member`, `creator_removed`, or `leaked` (a secret scanner
+    /// reported it found in public); null unless revoked.
+    #[schema(required = true, schema_with = revocation_reason_schema)]
+    pub revocation_reason: Option<String>,
+}
+
+fn revocation_reason_schema() -> utoipa::openapi::schema::OneOfBuilder {
+    use domain::events::RevocationReason;
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    let reasons = [RevocationReason::RevokedByMember, RevocationReason::CreatorRemoved, RevocationReason::Leaked];
+    OneOfBuilder::new()
+        .item(domain::schema::string_enum(reasons.map(RevocationReason::as_str)))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some(
+            "Why it was revoked: `leaked` when a secret scanner reported it found in public; null unless revoked.",
+        ))
 }
 
 const SELECT_KEYS: &str = "SELECT k.id, k.name, k.preview, k.scopes, k.allowed_domains, k.lifecycle, k.last_used_at,
         k.expires_at, k.created_at, k.created_by, c.name AS created_by_name, k.revoked_at, k.revoked_by,
-        r.name AS revoked_by_name
+        r.name AS revoked_by_name, k.revoke_reason
      FROM api_keys k
      JOIN members c ON c.id = k.created_by
      LEFT JOIN members r ON r.id = k.revoked_by";
@@ -102,6 +118,7 @@ fn key_from_row(row: &PgRow, now: DateTime<Utc>) -> Result<ApiKeyView, sqlx::Err
         created_by: MemberRef { id: row.try_get("created_by")?, name: row.try_get("created_by_name")? },
         revoked_at: row.try_get("revoked_at")?,
         revoked_by: revoked_by.zip(revoked_by_name).map(|(id, name)| MemberRef { id, name }),
+        revocation_reason: row.try_get("revoke_reason")?,
     })
 }
 
