@@ -257,3 +257,48 @@ async fn read_body(body: Body) -> ApiResult<Bytes> {
 pub fn too_large() -> ApiError {
     ApiError::ReportTooLarge("a report body is at most 1 MiB".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::signature::Signer;
+    use p256::ecdsa::SigningKey;
+    use p256::pkcs8::{EncodePublicKey, LineEnding};
+
+    fn keys_file(dir: &Path, contents: &str) -> PathBuf {
+        let path = dir.join("keys.json");
+        std::fs::write(&path, contents).expect("written");
+        path
+    }
+
+    #[test]
+    fn a_broken_keys_file_is_named_with_what_is_wrong() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let missing = ScannerKeys::load(&dir.path().join("nope.json")).err().map(|e| e.to_string());
+        assert!(missing.is_some_and(|m| m.contains("could not read")));
+        let shape = ScannerKeys::load(&keys_file(dir.path(), r#"{"keys": []}"#)).err();
+        assert!(matches!(shape, Some(KeysFileError::Shape { .. })), "{shape:?}");
+        let empty = ScannerKeys::load(&keys_file(dir.path(), r#"{"public_keys": []}"#)).err();
+        assert!(matches!(empty, Some(KeysFileError::Empty { .. })), "{empty:?}");
+        let bad = r#"{"public_keys": [{"key_identifier": "k1", "key": "not a key", "is_current": true}]}"#;
+        let bad = ScannerKeys::load(&keys_file(dir.path(), bad)).err().map(|e| e.to_string());
+        assert!(bad.is_some_and(|m| m.contains("\"k1\"") && m.contains("P-256")));
+    }
+
+    #[test]
+    fn a_signature_verifies_only_for_its_key_and_body() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let key = SigningKey::random(&mut rand::rngs::OsRng);
+        let pem = key.verifying_key().to_public_key_pem(LineEnding::LF).expect("a PEM");
+        let file = serde_json::json!({"public_keys": [{"key_identifier": "k1", "key": pem, "is_current": false}]});
+        let keys = ScannerKeys::load(&keys_file(dir.path(), &file.to_string())).expect("a keys file");
+        let body = br#"[{"token":"esq_x"}]"#;
+        let signature: Signature = key.sign(body);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes());
+        assert!(keys.verify(Some("k1"), Some(&encoded), body), "a key that is not current still verifies");
+        assert!(!keys.verify(Some("k2"), Some(&encoded), body));
+        assert!(!keys.verify(Some("k1"), Some(&encoded), b"[]"));
+        assert!(!keys.verify(Some("k1"), None, body));
+        assert!(!keys.verify(Some("k1"), Some("%%%"), body));
+    }
+}
