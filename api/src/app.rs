@@ -37,6 +37,9 @@ pub struct AppState {
     pub request_deadline: std::time::Duration,
     /// How far the verification runner has got, for `/readyz` and `/metrics`.
     pub verification_status: Arc<projections::runner::ProjectionStatus>,
+    /// The secret scanner's public keys (`ESQASE_SECRET_SCANNING_KEYS`); `None` turns the
+    /// report route off.
+    pub secret_scanning: Option<crate::routes::secret_scanning::ScannerKeys>,
 }
 
 impl AppState {
@@ -82,15 +85,22 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Refuses a body declared larger than [`BODY_LIMIT`] on every route, before anything runs:
 /// a route that reads no body (a revoke) must not act on a request the contract refuses. Bodies
-/// sent in chunks are cut off at the limit by [`DefaultBodyLimit`] when they are read.
+/// sent in chunks are cut off at the limit by [`DefaultBodyLimit`] when they are read. A secret
+/// scanning report may be larger (1,000 tokens with their URLs): its limit is
+/// [`crate::routes::secret_scanning::REPORT_BODY_LIMIT`], which its handler also applies.
 async fn refuse_oversized_bodies(request: Request, next: Next) -> Response {
+    use crate::routes::secret_scanning;
     let declared = request
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let is_report = request.uri().path() == secret_scanning::PATH;
     match declared {
-        Some(length) if length > BODY_LIMIT as u64 => ApiError::PayloadTooLarge.into_response(),
+        Some(length) if is_report && length > secret_scanning::REPORT_BODY_LIMIT as u64 => {
+            secret_scanning::too_large().into_response()
+        }
+        Some(length) if !is_report && length > BODY_LIMIT as u64 => ApiError::PayloadTooLarge.into_response(),
         _ => next.run(request).await,
     }
 }

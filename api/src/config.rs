@@ -106,4 +106,9 @@ pub struct Settings {
     /// nothing), in milliseconds; a command whose COMMIT was sent is always waited for.
     #[arg(long, env = "ESQASE_REQUEST_DEADLINE_MS", default_value_t = 2_000, global = true)]
     pub request_deadline_ms: u64,
+    /// The secret scanner's public keys (a JSON file shaped like GitHub's published list,
+    /// `{"public_keys": [{"key_identifier", "key", "is_current"}]}`); without it
+    /// `POST /v1/secret-scanning/reports` answers 404. Read at start: a change needs a restart.
+    #[arg(long, env = "ESQASE_SECRET_SCANNING_KEYS", global = true)]
+    pub secret_scanning_keys: Option<std::path::PathBuf>,
 }

@@ -28,6 +28,10 @@ pub enum ApiError {
     /// 401 `invalid_invitation`: unknown, used or expired invitation.
     #[error("the invitation is not valid: it may have expired or already been used")]
     InvalidInvitation,
+    /// 401 `invalid_signature`: a secret scanning report whose signature is missing, names an
+    /// unknown key, or does not match its body.
+    #[error("the report's signature is missing, names an unknown key, or does not match the body")]
+    InvalidSignature,
     /// 401 `invalid_api_key`: malformed, bad checksum, or no such key.
     #[error("the API key is not valid")]
     InvalidApiKey,
@@ -93,6 +97,9 @@ pub enum ApiError {
     /// 413 `payload_too_large`.
     #[error("the request body is larger than 64 KiB")]
     PayloadTooLarge,
+    /// 413 `report_too_large`: a secret scanning report of more than 1,000 tokens or 1 MiB.
+    #[error("{0}")]
+    ReportTooLarge(String),
     /// 415 `unsupported_media_type`.
     #[error("send the body as application/json")]
     UnsupportedMediaType,
@@ -118,6 +125,7 @@ impl ApiError {
             InvalidSession => (StatusCode::UNAUTHORIZED, "invalid_session"),
             InvalidLogin => (StatusCode::UNAUTHORIZED, "invalid_login"),
             InvalidInvitation => (StatusCode::UNAUTHORIZED, "invalid_invitation"),
+            InvalidSignature => (StatusCode::UNAUTHORIZED, "invalid_signature"),
             InvalidApiKey => (StatusCode::UNAUTHORIZED, "invalid_api_key"),
             ApiKeyRevoked => (StatusCode::UNAUTHORIZED, "api_key_revoked"),
             ApiKeyExpired => (StatusCode::UNAUTHORIZED, "api_key_expired"),
@@ -139,6 +147,7 @@ impl ApiError {
             Conflict => (StatusCode::CONFLICT, "concurrent_modification"),
             RecordInUse => (StatusCode::CONFLICT, "record_in_use"),
             PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ReportTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "report_too_large"),
             UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
@@ -149,13 +158,14 @@ impl ApiError {
 
 /// Every variant once, in declaration order: what the OpenAPI document lists as the codes.
 /// [`ApiError::position`] matches exhaustively, so a new variant cannot be left out unnoticed.
-pub const EVERY: [ApiError; 31] = [
+pub const EVERY: [ApiError; 33] = [
     ApiError::Malformed(String::new()),
     ApiError::InvalidQuery(String::new()),
     ApiError::InvalidCredentials,
     ApiError::InvalidSession,
     ApiError::InvalidLogin,
     ApiError::InvalidInvitation,
+    ApiError::InvalidSignature,
     ApiError::InvalidApiKey,
     ApiError::ApiKeyRevoked,
     ApiError::ApiKeyExpired,
@@ -177,6 +187,7 @@ pub const EVERY: [ApiError; 31] = [
     ApiError::Conflict,
     ApiError::RecordInUse,
     ApiError::PayloadTooLarge,
+    ApiError::ReportTooLarge(String::new()),
     ApiError::UnsupportedMediaType,
     ApiError::Validation(Vec::new()),
     ApiError::Unavailable,
@@ -194,31 +205,33 @@ impl ApiError {
             InvalidSession => 3,
             InvalidLogin => 4,
             InvalidInvitation => 5,
-            InvalidApiKey => 6,
-            ApiKeyRevoked => 7,
-            ApiKeyExpired => 8,
-            OriginNotAllowed => 9,
-            InsufficientScope(_) => 10,
-            CreatorLacksPermission(_) => 11,
-            ApiKeyRequired => 12,
-            PermissionDenied => 13,
-            SessionRequired => 14,
-            CrossSiteRequest => 15,
-            SignupClosed => 16,
-            NotFound => 17,
-            MethodNotAllowed => 18,
-            EmailTaken => 19,
-            ApiKeyNotActive(_) => 20,
-            OwnerRoleFixed => 21,
-            OwnerCannotBeRemoved => 22,
-            MemberNotActive => 23,
-            Conflict => 24,
-            RecordInUse => 25,
-            PayloadTooLarge => 26,
-            UnsupportedMediaType => 27,
-            Validation(_) => 28,
-            Unavailable => 29,
-            Internal => 30,
+            InvalidSignature => 6,
+            InvalidApiKey => 7,
+            ApiKeyRevoked => 8,
+            ApiKeyExpired => 9,
+            OriginNotAllowed => 10,
+            InsufficientScope(_) => 11,
+            CreatorLacksPermission(_) => 12,
+            ApiKeyRequired => 13,
+            PermissionDenied => 14,
+            SessionRequired => 15,
+            CrossSiteRequest => 16,
+            SignupClosed => 17,
+            NotFound => 18,
+            MethodNotAllowed => 19,
+            EmailTaken => 20,
+            ApiKeyNotActive(_) => 21,
+            OwnerRoleFixed => 22,
+            OwnerCannotBeRemoved => 23,
+            MemberNotActive => 24,
+            Conflict => 25,
+            RecordInUse => 26,
+            PayloadTooLarge => 27,
+            ReportTooLarge(_) => 28,
+            UnsupportedMediaType => 29,
+            Validation(_) => 30,
+            Unavailable => 31,
+            Internal => 32,
         }
     }
 
@@ -240,6 +253,9 @@ impl ApiError {
                 "the API key is revoked or expired; only an Active key can be changed or revoked".into()
             }
             ApiError::Validation(_) => "some fields are not valid; `errors` lists every one".into(),
+            ApiError::ReportTooLarge(_) => {
+                "the report holds more than 1,000 tokens or more than 1 MiB; send it in parts".into()
+            }
             other => other.to_string(),
         }
     }

@@ -145,6 +145,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(crate::routes::api_keys::router())
         .merge(crate::routes::data::router())
         .merge(crate::routes::audit::router())
+        .merge(crate::routes::secret_scanning::router())
 }
 
 /// The links from a create to the operations on what it created (OpenAPI `links`, followed by
@@ -228,6 +229,10 @@ pub fn document() -> OpenApi {
             ("api_keys", "The API keys page (member session with `api_keys`) and the calling key."),
             ("data", "The firm's data API (API key or member session)."),
             ("audit_log", "The audit log (member session with `audit_log`)."),
+            (
+                "secret_scanning",
+                "Leaked keys reported by a secret scanner (GitHub's partner program), signed with its key.",
+            ),
         ]
         .into_iter()
         .map(|(name, description)| TagBuilder::new().name(name).description(Some(description)).build())

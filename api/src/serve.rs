@@ -84,6 +84,10 @@ fn postgres_error(url: &str, error: sqlx::Error) -> anyhow::Error {
 /// serves the API. Returns once it listens.
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let names = NatsNames::new(&settings.nats_prefix)?;
+    // A broken keys file stops the start, before anything else: a route that could never accept
+    // a report would hide that leaked keys go unrevoked.
+    let secret_scanning =
+        settings.secret_scanning_keys.as_deref().map(crate::routes::secret_scanning::ScannerKeys::load).transpose()?;
     let pool = commands::db::connect(&settings.database_url, settings.db_max_connections)
         .await
         .map_err(|e| postgres_error(&settings.database_url, e))?;
@@ -166,6 +170,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         verification_status,
         usage: Arc::new(UsageRecorder::default()),
         request_deadline: Duration::from_millis(settings.request_deadline_ms.max(1)),
+        secret_scanning,
     });
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;

@@ -6,27 +6,6 @@ use reqwest::Method;
 use serde_json::json;
 use testkit::*;
 
-/// Signs `email` in the way the sign-in page does; returns the `esqase_session` cookie pair.
-async fn browser_sign_in(client: &Client, email: &str) -> String {
-    let answer = Client::answer(
-        client
-            .http
-            .post(format!("{}/v1/sessions", client.base_url))
-            .header("Esqase-Session", "cookie")
-            .header("Sec-Fetch-Site", "same-origin")
-            .json(&json!({"email": email, "password": PASSWORD})),
-    )
-    .await;
-    assert_eq!(answer.status, 201, "sign in: {}", answer.text);
-    let cookie = answer.header("set-cookie").to_owned();
-    assert!(cookie.starts_with("esqase_session=esqs_"), "{cookie}");
-    for part in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age="] {
-        assert!(cookie.contains(part), "{part} in {cookie}");
-    }
-    assert!(!cookie.contains("Secure"), "not Secure unless configured: {cookie}");
-    cookie.split(';').next().unwrap_or_default().to_owned()
-}
-
 /// Fetches a page with the cookie, following no redirect.
 async fn page(app: &TestApp, path: &str, cookie: Option<&str>) -> Answer {
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("a client");

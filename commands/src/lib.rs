@@ -13,6 +13,7 @@ pub mod members;
 pub mod nats;
 pub mod read_back;
 pub mod relay;
+pub mod secret_scanning;
 pub mod store;
 pub mod usage;
 

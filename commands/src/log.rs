@@ -4,7 +4,7 @@
 
 use crate::error::CommandError;
 use crate::store::{self, Append, Metadata, RecordedEvent, WriterTx};
-use domain::{ApiKeyId, FirmId, MemberId, Timestamp};
+use domain::{ApiKeyId, FirmId, KeyHash, MemberId, Timestamp};
 use sqlx::{PgConnection, PgPool};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,6 +25,13 @@ pub trait ReadModels: Send + Sync {
         now: Timestamp,
         limit: i64,
     ) -> Result<Vec<(ApiKeyId, FirmId)>, sqlx::Error>;
+
+    /// The firm and id of each key whose secret hashes to one of `hashes`, whatever its status.
+    async fn keys_with_hashes(
+        &self,
+        conn: &mut PgConnection,
+        hashes: &[KeyHash],
+    ) -> Result<Vec<(KeyHash, FirmId, ApiKeyId)>, sqlx::Error>;
 
     /// The keys `member` created that are Active at `now`.
     async fn active_keys_created_by(
@@ -52,6 +59,14 @@ impl ReadModels for NoReadModels {
         _now: Timestamp,
         _limit: i64,
     ) -> Result<Vec<(ApiKeyId, FirmId)>, sqlx::Error> {
+        Ok(Vec::new())
+    }
+
+    async fn keys_with_hashes(
+        &self,
+        _conn: &mut PgConnection,
+        _hashes: &[KeyHash],
+    ) -> Result<Vec<(KeyHash, FirmId, ApiKeyId)>, sqlx::Error> {
         Ok(Vec::new())
     }
 

@@ -2,7 +2,7 @@
 //! a revocation or an expiry; scopes and expiry never change; revoking cannot be undone.
 
 use crate::allowed_domains::AllowedDomains;
-use crate::events::{Event, RevocationReason};
+use crate::events::{Event, RevocationDetails, RevocationReason};
 use crate::names::KeyName;
 use crate::permissions::{PermissionSet, Scopes};
 use crate::secret::{KeyHash, KeyPreview};
@@ -137,6 +137,11 @@ pub enum ApiKeyCommand {
     },
     /// Turn an Active key off for good.
     Revoke { reason: RevocationReason },
+    /// Turn an Active key off for good because a secret scanner found it in public.
+    RevokeLeaked {
+        /// Where it was found, as the report said.
+        details: RevocationDetails,
+    },
 }
 
 /// Why a key command was refused.
@@ -196,7 +201,10 @@ pub fn decide(state: Option<&ApiKey>, command: ApiKeyCommand, now: Timestamp) ->
                     before: key.allowed_domains.clone(),
                     after: allowed_domains,
                 }]),
-                ApiKeyCommand::Revoke { reason } => Ok(vec![Event::ApiKeyRevoked { reason }]),
+                ApiKeyCommand::Revoke { reason } => Ok(vec![Event::ApiKeyRevoked { reason, details: None }]),
+                ApiKeyCommand::RevokeLeaked { details } => {
+                    Ok(vec![Event::ApiKeyRevoked { reason: RevocationReason::Leaked, details: Some(details) }])
+                }
                 ApiKeyCommand::Create { .. } => Err(ApiKeyError::AlreadyExists),
             }
         }
@@ -236,7 +244,7 @@ pub fn evolve(state: Option<ApiKey>, event: &Event, at: Timestamp, actor: Option
             key.allowed_domains = after.clone();
             Some(key)
         }
-        (Some(mut key), Event::ApiKeyRevoked { reason }) => {
+        (Some(mut key), Event::ApiKeyRevoked { reason, .. }) => {
             key.lifecycle = Lifecycle::Revoked { at, by: reason.revoked_by(actor), reason: *reason };
             Some(key)
         }
@@ -324,6 +332,18 @@ mod tests {
         let domains =
             decide(Some(&revoked), ApiKeyCommand::UpdateDomains { allowed_domains: AllowedDomains::any() }, now);
         assert_eq!(domains, Err(ApiKeyError::NotActive("revoked")));
+    }
+
+    #[test]
+    fn a_leaked_key_is_revoked_by_nobody_and_a_revoked_one_is_not_revoked_again() {
+        let now = t("2026-11-28T00:00:00Z");
+        let key = created(None);
+        let leaked =
+            || ApiKeyCommand::RevokeLeaked { details: RevocationDetails { url: None, source: Some("commit".into()) } };
+        let events = decide(Some(&key), leaked(), now).expect("revoked");
+        let revoked = events.iter().try_fold(key, |s, e| evolve(Some(s), e, now, None)).expect("a key");
+        assert_eq!(revoked.lifecycle, Lifecycle::Revoked { at: now, by: None, reason: RevocationReason::Leaked });
+        assert_eq!(decide(Some(&revoked), leaked(), now), Err(ApiKeyError::NotActive("revoked")));
     }
 
     #[test]

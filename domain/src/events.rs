@@ -54,6 +54,20 @@ pub enum RevocationReason {
     RevokedByMember,
     /// The member who created it was removed from the firm.
     CreatorRemoved,
+    /// A secret scanner reported it found in public (GitHub's secret scanning partner program).
+    Leaked,
+}
+
+/// What came with a revocation besides its reason: where a leaked key was found, as the
+/// scanner's report said it (`docs/decisions.md`, "Leaked keys").
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RevocationDetails {
+    /// Where the key was found (absent or empty in some reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// What kind of place it was found in, in the scanner's words (`content`, `commit`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl RevocationReason {
@@ -62,16 +76,17 @@ impl RevocationReason {
         match self {
             RevocationReason::RevokedByMember => "revoked_by_member",
             RevocationReason::CreatorRemoved => "creator_removed",
+            RevocationReason::Leaked => "leaked",
         }
     }
 
     /// Who is shown as having revoked the key, given who caused the event: nobody when the
     /// service turned it off because its creator was removed (the member who removed them did
-    /// not revoke the key).
+    /// not revoke the key), nor when a scanner reported it leaked.
     pub fn revoked_by(self, actor: Option<crate::MemberId>) -> Option<crate::MemberId> {
         match self {
             RevocationReason::RevokedByMember => actor,
-            RevocationReason::CreatorRemoved => None,
+            RevocationReason::CreatorRemoved | RevocationReason::Leaked => None,
         }
     }
 }
@@ -136,7 +151,13 @@ pub enum Event {
     /// An Active key's allowed domains were edited.
     ApiKeyDomainsUpdated { before: AllowedDomains, after: AllowedDomains },
     /// A key was turned off for good.
-    ApiKeyRevoked { reason: RevocationReason },
+    ApiKeyRevoked {
+        reason: RevocationReason,
+        /// Where a leaked key was found; absent for the other reasons (and in events stored
+        /// before it existed, which load as `None`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        details: Option<RevocationDetails>,
+    },
     /// A key authenticated requests (coalesced: one event per key per flush interval).
     ApiKeyUsed {
         /// The latest request's time.
@@ -215,6 +236,23 @@ mod tests {
         let remover = Some(crate::MemberId::new());
         assert_eq!(RevocationReason::CreatorRemoved.revoked_by(remover), None);
         assert_eq!(RevocationReason::RevokedByMember.revoked_by(remover), remover);
+    }
+
+    #[test]
+    fn a_revocation_stored_before_details_existed_still_loads_and_stores_the_same() {
+        let old = serde_json::json!({"reason": "revoked_by_member"});
+        let event = Event::from_stored("ApiKeyRevoked", old.clone()).expect("an old revocation loads");
+        assert_eq!(event, Event::ApiKeyRevoked { reason: RevocationReason::RevokedByMember, details: None });
+        assert_eq!(event.payload(), old);
+        let leaked = Event::ApiKeyRevoked {
+            reason: RevocationReason::Leaked,
+            details: Some(RevocationDetails { url: Some("https://example.test/a".into()), source: None }),
+        };
+        assert_eq!(
+            leaked.payload(),
+            serde_json::json!({"reason": "leaked", "details": {"url": "https://example.test/a"}})
+        );
+        assert_eq!(Event::from_stored("ApiKeyRevoked", leaked.payload()).ok(), Some(leaked));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod permissions;
 #[cfg(feature = "openapi")]
 pub mod schema;
 pub mod secret;
+pub mod secret_scanning;
 pub mod validation;
 
 pub use allowed_domains::AllowedDomains;

@@ -37,7 +37,7 @@ const PREVIEW_HEAD: usize = 6;
 const PREVIEW_TAIL: usize = 4;
 
 /// Why a presented secret or token was rejected before any lookup.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SecretFormatError {
     /// The string does not start with the expected prefix.
     #[error("the secret does not start with the expected prefix")]

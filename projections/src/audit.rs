@@ -292,8 +292,15 @@ fn draft(e: &RecordedEvent) -> Option<Draft> {
             None,
             json!({ "before": before.to_strings(), "after": after.to_strings() }),
         ),
-        Event::ApiKeyRevoked { reason } => {
-            draft("api_key.revoked", "api_key", None, json!({ "reason": reason.as_str() }))
+        Event::ApiKeyRevoked { reason, details } => {
+            let mut shown = json!({ "reason": reason.as_str() });
+            // A leaked key's entry says where it was found: `url` and `source`, null when the
+            // report left them out.
+            if let (Some(details), Some(fields)) = (details, shown.as_object_mut()) {
+                fields.insert("url".into(), json!(details.url));
+                fields.insert("source".into(), json!(details.source));
+            }
+            draft("api_key.revoked", "api_key", None, shown)
         }
         // Details are filled in from the key's Created event (its `expires_at`).
         Event::ApiKeyExpired {} => draft("api_key.expired", "api_key", None, json!({})),

@@ -5,7 +5,7 @@
 //! step is idempotent: a row carries its stream's version and an event at or below it is skipped.
 
 use commands::RecordedEvent;
-use domain::{ApiKeyId, Event, FirmId, MemberId, Role, Timestamp};
+use domain::{ApiKeyId, Event, FirmId, KeyHash, MemberId, Role, Timestamp};
 use sqlx::PgConnection;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -38,6 +38,14 @@ impl commands::ReadModels for PgReadModels {
         limit: i64,
     ) -> Result<Vec<(ApiKeyId, FirmId)>, sqlx::Error> {
         crate::views::keys_past_expiry(conn, now, limit).await
+    }
+
+    async fn keys_with_hashes(
+        &self,
+        conn: &mut PgConnection,
+        hashes: &[KeyHash],
+    ) -> Result<Vec<(KeyHash, FirmId, ApiKeyId)>, sqlx::Error> {
+        crate::views::keys_with_hashes(conn, hashes).await
     }
 
     async fn active_keys_created_by(
@@ -211,7 +219,7 @@ pub async fn apply(conn: &mut PgConnection, e: &RecordedEvent) -> Result<(), sql
                 .execute(&mut *conn)
                 .await?;
         }
-        Event::ApiKeyRevoked { reason } => {
+        Event::ApiKeyRevoked { reason, .. } => {
             sqlx::query(
                 "UPDATE api_keys SET lifecycle = 'revoked', revoked_at = $3, revoked_by = $4, revoke_reason = $5,
                         version = $2

@@ -222,6 +222,7 @@ impl VerificationState {
             created_by: MemberRef { id: creator.id, name: creator.name.to_string() },
             revoked_at: None,
             revoked_by: None,
+            revocation_reason: None,
         };
         Some(CurrentKey { api_key, firm_id: firm.id, firm_name: firm.name.to_string() })
     }
@@ -811,7 +812,8 @@ mod tests {
     #[test]
     fn a_revoked_key_stops_being_active_and_a_replay_changes_nothing() {
         let (mut log, _, hash, key) = firm_with_admin_key();
-        let revoked = log.apply(key, 2, Event::ApiKeyRevoked { reason: RevocationReason::RevokedByMember });
+        let revoked =
+            log.apply(key, 2, Event::ApiKeyRevoked { reason: RevocationReason::RevokedByMember, details: None });
         let before = log.state.key(&hash);
         log.state.apply(&revoked);
         assert_eq!(log.state.key(&hash), before);
@@ -824,7 +826,7 @@ mod tests {
         // As after loading a snapshot that already saw version 2: a late copy of version 2 changes nothing.
         let domains = AllowedDomains::parse(&["app.example.com"]).expect("valid");
         log.apply(key, 2, Event::ApiKeyDomainsUpdated { before: AllowedDomains::any(), after: domains.clone() });
-        log.apply(key, 2, Event::ApiKeyRevoked { reason: RevocationReason::RevokedByMember });
+        log.apply(key, 2, Event::ApiKeyRevoked { reason: RevocationReason::RevokedByMember, details: None });
         let (cached, _) = log.state.key(&hash).expect("cached");
         assert_eq!(cached.allowed_domains, domains);
         assert!(!cached.revoked);
@@ -888,7 +890,7 @@ mod tests {
         let used = log.state.current_key(key, now).expect("active");
         assert_eq!(used.api_key.last_used_at, Some(at("2026-11-27T13:00:00.123456Z")), "the latest use, exactly");
 
-        log.apply(key, 4, Event::ApiKeyRevoked { reason: RevocationReason::RevokedByMember });
+        log.apply(key, 4, Event::ApiKeyRevoked { reason: RevocationReason::RevokedByMember, details: None });
         assert!(log.state.current_key(key, now).is_none(), "a revoked key is shown from the keys table");
     }
 

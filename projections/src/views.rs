@@ -3,7 +3,7 @@
 use crate::page::{Page, PageRequest};
 use chrono::{DateTime, Utc};
 use domain::api_key::KeyStatus;
-use domain::{ApiKeyId, FirmId, MemberId, Role};
+use domain::{ApiKeyId, FirmId, KeyHash, MemberId, Role};
 use serde::{Serialize, Serializer};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
@@ -65,11 +65,27 @@ pub struct ApiKeyView {
     /// Who revoked it (null when the service did, e.g. the creator was removed).
     #[schema(required = true)]
     pub revoked_by: Option<MemberRef>,
+    /// Why it was revoked: `revoked_by_member`, `creator_removed`, or `leaked` (a secret scanner
+    /// reported it found in public); null unless revoked.
+    #[schema(required = true, schema_with = revocation_reason_schema)]
+    pub revocation_reason: Option<String>,
+}
+
+fn revocation_reason_schema() -> utoipa::openapi::schema::OneOfBuilder {
+    use domain::events::RevocationReason;
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    let reasons = [RevocationReason::RevokedByMember, RevocationReason::CreatorRemoved, RevocationReason::Leaked];
+    OneOfBuilder::new()
+        .item(domain::schema::string_enum(reasons.map(RevocationReason::as_str)))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some(
+            "Why it was revoked: `leaked` when a secret scanner reported it found in public; null unless revoked.",
+        ))
 }
 
 const SELECT_KEYS: &str = "SELECT k.id, k.name, k.preview, k.scopes, k.allowed_domains, k.lifecycle, k.last_used_at,
         k.expires_at, k.created_at, k.created_by, c.name AS created_by_name, k.revoked_at, k.revoked_by,
-        r.name AS revoked_by_name
+        r.name AS revoked_by_name, k.revoke_reason
      FROM api_keys k
      JOIN members c ON c.id = k.created_by
      LEFT JOIN members r ON r.id = k.revoked_by";
@@ -95,6 +111,7 @@ fn key_from_row(row: &PgRow, now: DateTime<Utc>) -> Result<ApiKeyView, sqlx::Err
         created_by: MemberRef { id: row.try_get("created_by")?, name: row.try_get("created_by_name")? },
         revoked_at: row.try_get("revoked_at")?,
         revoked_by: revoked_by.zip(revoked_by_name).map(|(id, name)| MemberRef { id, name }),
+        revocation_reason: row.try_get("revoke_reason")?,
     })
 }
 
@@ -145,6 +162,26 @@ pub async fn keys_past_expiry(
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|(key, firm)| (ApiKeyId::from_uuid(key), FirmId::from_uuid(firm))).collect())
+}
+
+/// The firm and id of each key whose secret hashes to one of `hashes`, in one query.
+pub async fn keys_with_hashes(
+    conn: &mut sqlx::PgConnection,
+    hashes: &[KeyHash],
+) -> Result<Vec<(KeyHash, FirmId, ApiKeyId)>, sqlx::Error> {
+    let bytes: Vec<&[u8]> = hashes.iter().map(|h| h.as_bytes().as_slice()).collect();
+    let rows: Vec<(Vec<u8>, Uuid, Uuid)> =
+        sqlx::query_as("SELECT key_hash, firm_id, id FROM api_keys WHERE key_hash = ANY($1)")
+            .bind(&bytes)
+            .fetch_all(conn)
+            .await?;
+    rows.into_iter()
+        .map(|(hash, firm, id)| {
+            let hash = KeyHash::from_slice(&hash)
+                .ok_or_else(|| sqlx::Error::Decode(format!("a key hash of {} bytes", hash.len()).into()))?;
+            Ok((hash, FirmId::from_uuid(firm), ApiKeyId::from_uuid(id)))
+        })
+        .collect()
 }
 
 /// The keys `member` created that are Active at `now`, by id.

@@ -38,6 +38,7 @@ pub fn isolated_settings() -> Settings {
         db_max_connections: 10,
         // Debug builds on a busy two-core CI machine: generous, so no test trips it by accident.
         request_deadline_ms: 30_000,
+        secret_scanning_keys: None,
     }
 }
 

@@ -116,6 +116,27 @@ impl Client {
     }
 }
 
+/// Signs `email` in the way the sign-in page does; returns the `esqase_session` cookie pair.
+pub async fn browser_sign_in(client: &Client, email: &str) -> String {
+    let answer = Client::answer(
+        client
+            .http
+            .post(format!("{}/v1/sessions", client.base_url))
+            .header("Esqase-Session", "cookie")
+            .header("Sec-Fetch-Site", "same-origin")
+            .json(&json!({"email": email, "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "sign in: {}", answer.text);
+    let cookie = answer.header("set-cookie").to_owned();
+    assert!(cookie.starts_with("esqase_session=esqs_"), "{cookie}");
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age="] {
+        assert!(cookie.contains(part), "{part} in {cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "not Secure unless configured: {cookie}");
+    cookie.split(';').next().unwrap_or_default().to_owned()
+}
+
 /// A member signed in to a firm.
 #[derive(Clone, Debug)]
 pub struct Signed {

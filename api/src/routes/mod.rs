@@ -5,3 +5,4 @@ pub mod audit;
 pub mod data;
 pub mod members;
 pub mod ops;
+pub mod secret_scanning;

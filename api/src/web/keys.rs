@@ -101,6 +101,9 @@ fn empty_state(status: Option<KeyStatus>) -> Markup {
     }
 }
 
+/// The revocation reason of a key a secret scanner reported found in public.
+const LEAKED: &str = domain::events::RevocationReason::Leaked.as_str();
+
 fn status_words(status: KeyStatus) -> &'static str {
     match status {
         KeyStatus::Active => "Active",
@@ -164,6 +167,9 @@ fn row(key: &ApiKeyView, zone: FirmTimeZone) -> Markup {
             }
             td data-label="Status" {
                 span class=(format!("status status-{}", key.status.as_str())) { (status_words(key.status)) }
+                @if key.status == KeyStatus::Revoked && key.revocation_reason.as_deref() == Some(LEAKED) {
+                    span class="status-note" { "Leaked: a secret scanner found it in public" }
+                }
             }
             td data-label="Last used" {
                 @match &key.last_used_at {

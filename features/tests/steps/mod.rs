@@ -4,5 +4,6 @@ pub mod api_keys;
 pub mod audit;
 pub mod keys_at_work;
 pub mod members;
+pub mod secret_scanning;
 pub mod web;
 pub mod world;

@@ -71,6 +71,8 @@ pub struct Esqase {
     pub page_path: Option<String>,
     /// Keys that must stop being Active at a given instant.
     pub expiring: HashMap<String, std::time::SystemTime>,
+    /// The secret scanner whose reports the service takes, once a step has said so.
+    pub scanner: Option<super::secret_scanning::Scanner>,
 }
 
 impl Esqase {
@@ -89,6 +91,7 @@ impl Esqase {
             signup: None,
             page_path: None,
             expiring: HashMap::new(),
+            scanner: None,
         })
     }
 
