@@ -204,7 +204,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(RequestId(parts.extensions.get::<crate::app::RequestIdValue>().map(|id| id.0.clone())))
+        Ok(RequestId(parts.extensions.get::<crate::middleware::RequestIdValue>().map(|id| id.0.clone())))
     }
 }
 

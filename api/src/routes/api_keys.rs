@@ -1,13 +1,14 @@
 //! The API keys page: list, create (the secret shown once), get, edit allowed domains, revoke.
 
-use crate::app::{json, AppState};
+use crate::app::AppState;
 use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, ListQuery, ManagesApiKeys, PageParams, PathId, Permitted, RequestId};
 use crate::openapi::{problems, JSON_BODY, KEY_CREDENTIALS, LIST, SESSION};
 use crate::requests::{AllowedDomainsRequest, CreateApiKeyRequest};
+use crate::response::{json, no_store};
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use commands::auth::SignedInMember;
 use commands::read_back::{read_back, ReadBack};
@@ -169,10 +170,7 @@ async fn create(
     let new_key = request.parse(me.time_zone, commands::log::now())?;
     let (created, key) = state.commands.create_api_key(&me, new_key, request_id, key_read_back(&me)).await?;
     let body = CreatedKeyResponse { api_key: key, secret: created.secret.expose().to_owned() };
-    let mut response = json(StatusCode::CREATED, &body);
-    // The only response that ever holds the secret: no cache may keep it.
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(no_store(json(StatusCode::CREATED, &body)))
 }
 
 /// One key of the firm.

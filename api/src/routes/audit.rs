@@ -1,10 +1,11 @@
 //! The audit log, for members whose role holds `audit_log`: list (filtered, newest first),
 //! verify the firm's hash chain, export the whole filtered log as CSV or JSON Lines.
 
-use crate::app::{json, AppState};
+use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ListQuery, PageParams, Permitted, ReadsAuditLog};
 use crate::openapi::{problems, LIST, SESSION};
+use crate::response::json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode, Uri};

@@ -1,6 +1,6 @@
 //! Firms, members, sessions and the roles-and-permissions grid.
 
-use crate::app::{json, AppState};
+use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{
     session_token, JsonBody, ListQuery, ManagesMembers, Member, Owner, PageParams, PathId, Permitted, RequestId,
@@ -11,6 +11,7 @@ use crate::requests::{
     invitation_token_schema, AcceptInvitationRequest, CredentialsRequest, InviteRequest, LoginRequest,
     PermissionsRequest, RoleRequest, SignupRequest,
 };
+use crate::response::{json, no_store};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -166,12 +167,6 @@ fn member_read_back() -> impl ReadBack<MemberId, MemberView> {
 
 async fn member_view(state: &AppState, firm: FirmId, id: MemberId) -> ApiResult<MemberView> {
     views::member(state.pool(), firm, id).await?.ok_or(ApiError::NotFound)
-}
-
-/// A response that holds a token: never cached.
-fn no_store(mut response: Response) -> Response {
-    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
-    response
 }
 
 /// Creates a firm and its owner, signed in. Can be turned off by configuration.

@@ -1,6 +1,7 @@
 //! Operations: liveness, readiness, Prometheus metrics and the OpenAPI document.
 
-use crate::app::{json, AppState};
+use crate::app::AppState;
+use crate::response::json;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

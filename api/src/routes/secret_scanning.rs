@@ -4,10 +4,11 @@
 //! signature over its raw body, checked against the scanner's public keys from the file named
 //! by `ESQASE_SECRET_SCANNING_KEYS` (without it the route does not exist: 404).
 
-use crate::app::{json, AppState};
+use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::RequestId;
 use crate::openapi::problems;
+use crate::response::json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};

@@ -15,10 +15,11 @@ mod docs;
 mod record;
 mod resources;
 
-use crate::app::{json, AppState};
+use crate::app::AppState;
 use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ListQuery, PathId};
+use crate::response::json;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

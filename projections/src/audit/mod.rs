@@ -12,17 +12,21 @@
 //! the member or key), never from the other read models, so rebuilding either leaves this one
 //! exactly as it was. No entry holds a secret or a secret's hash.
 
-use crate::page::{Cursor, Direction, Page, PageRequest};
 use chrono::{DateTime, Utc};
 use commands::RecordedEvent;
-use domain::{Actor, Event, FirmId, Role};
+use domain::{Actor, Event, Role};
 use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use std::collections::HashMap;
 use uuid::Uuid;
+
+mod chain;
+mod queries;
+
+use chain::chain_head;
+pub use chain::{canonical_json, chain_hash, head, verify, ChainHead, Verification};
+pub use queries::{batch, entries, last_sequence, AuditFilter, BATCH};
 
 /// The name under which `projections rebuild` knows this fold.
 pub const NAME: &str = "audit_log";
@@ -143,76 +147,6 @@ impl AuditEntry {
     }
 }
 
-/// The canonical JSON of a value: UTF-8, no whitespace, object keys sorted by their UTF-8 bytes
-/// (at every depth), array order kept, strings escaped as JSON requires and no more (`"` and `\`
-/// and the control characters U+0000–U+001F: `\b \f \n \r \t` by name, the others as `\u00xx`;
-/// everything else, `/` and non-ASCII included, written as itself), integers in plain decimal.
-pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
-}
-
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(key, out);
-                out.push(':');
-                if let Some(v) = map.get(key) {
-                    write_canonical(v, out);
-                }
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        Value::String(s) => write_string(s, out),
-        // null, booleans and numbers have exactly one compact form.
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-fn write_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// `hex(SHA-256(previous_hash ‖ canonical))`, both as UTF-8 bytes.
-pub fn chain_hash(previous_hash: &str, canonical: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(previous_hash.as_bytes());
-    hasher.update(canonical.as_bytes());
-    hex::encode(hasher.finalize())
-}
-
 /// What an event says, before names are looked up and the entry is chained.
 struct Draft {
     action: &'static str,
@@ -328,29 +262,6 @@ fn name_of(created: Option<&Event>) -> Option<String> {
         Event::FirmCreated { name, .. } => Some(name.as_str().to_owned()),
         _ => None,
     }
-}
-
-/// The last entry of a firm's chain, as its head row keeps it: its sequence and hash. A chain
-/// whose newest entries were deleted goes on from the head, so the gap shows.
-async fn chain_head(conn: &mut PgConnection, firm: Uuid) -> Result<(i64, String), sqlx::Error> {
-    let head: Option<(i64, String)> = sqlx::query_as("SELECT sequence, hash FROM audit_chain_heads WHERE firm_id = $1")
-        .bind(firm)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(head.unwrap_or((0, GENESIS_HASH.to_owned())))
-}
-
-/// A firm's chain head as it is now (sequence 0 and the genesis hash before its first entry).
-pub async fn head(pool: &PgPool, firm: FirmId) -> Result<ChainHead, sqlx::Error> {
-    let (sequence, hash) = chain_head(&mut *pool.acquire().await?, firm.as_uuid()).await?;
-    Ok(ChainHead { sequence, hash })
-}
-
-/// The newest entry a firm's chain should end with, kept apart from the entries.
-#[derive(Debug)]
-pub struct ChainHead {
-    pub sequence: i64,
-    pub hash: String,
 }
 
 /// Folds one event into its firm's audit log, appending an entry to the firm's chain.
@@ -526,191 +437,12 @@ impl Rebuild {
     }
 }
 
-const COLUMNS: &str = "id, sequence, occurred_at, action, actor_type, actor_id, actor_name, target_type, target_id, \
-     target_name, details, hash, previous_hash";
-
-fn entry_from_row(row: &PgRow) -> Result<AuditEntry, sqlx::Error> {
-    Ok(AuditEntry {
-        id: row.try_get("id")?,
-        sequence: row.try_get("sequence")?,
-        occurred_at: row.try_get("occurred_at")?,
-        action: row.try_get("action")?,
-        actor: EntryActor {
-            kind: row.try_get("actor_type")?,
-            id: row.try_get("actor_id")?,
-            name: row.try_get("actor_name")?,
-        },
-        target: EntryTarget {
-            kind: row.try_get("target_type")?,
-            id: row.try_get("target_id")?,
-            name: row.try_get("target_name")?,
-        },
-        details: row.try_get("details")?,
-        hash: row.try_get("hash")?,
-        previous_hash: row.try_get("previous_hash")?,
-    })
-}
-
-/// The filters of the audit log's list and export; they combine (all must hold).
-#[derive(Clone, Debug, Default)]
-pub struct AuditFilter {
-    /// Only this action.
-    pub action: Option<String>,
-    /// Only entries about this key.
-    pub api_key_id: Option<Uuid>,
-    /// Only entries this member caused.
-    pub actor_id: Option<Uuid>,
-    /// Only entries at or after this instant.
-    pub since: Option<DateTime<Utc>>,
-    /// Only entries strictly before this instant.
-    pub until: Option<DateTime<Utc>>,
-}
-
-impl AuditFilter {
-    fn push(&self, query: &mut QueryBuilder<'_, Postgres>) {
-        if let Some(action) = &self.action {
-            query.push(" AND action = ").push_bind(action.clone());
-        }
-        if let Some(key) = self.api_key_id {
-            query.push(" AND target_type = 'api_key' AND target_id = ").push_bind(key.to_string());
-        }
-        if let Some(actor) = self.actor_id {
-            query.push(" AND actor_id = ").push_bind(actor);
-        }
-        if let Some(since) = self.since {
-            query.push(" AND occurred_at >= ").push_bind(since);
-        }
-        if let Some(until) = self.until {
-            query.push(" AND occurred_at < ").push_bind(until);
-        }
-    }
-}
-
-/// A page of `firm`'s entries, newest (highest sequence) first. Cursors name an entry's id; the
-/// page continues from that entry's sequence.
-pub async fn entries(
-    pool: &PgPool,
-    firm: FirmId,
-    filter: &AuditFilter,
-    page: PageRequest,
-) -> Result<Page<AuditEntry>, sqlx::Error> {
-    let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM audit_log WHERE firm_id = "));
-    query.push_bind(firm.as_uuid());
-    filter.push(&mut query);
-    let order = match page.cursor {
-        None => "DESC",
-        Some(Cursor { boundary, direction }) => {
-            let (op, order) = match direction {
-                Direction::Older => ("<", "DESC"),
-                Direction::Newer => (">", "ASC"),
-            };
-            query
-                .push(format!(" AND sequence {op} (SELECT b.sequence FROM audit_log b WHERE b.firm_id = "))
-                .push_bind(firm.as_uuid())
-                .push(" AND b.id = ")
-                .push_bind(boundary)
-                .push(")");
-            order
-        }
-    };
-    query.push(format!(" ORDER BY sequence {order} LIMIT ")).push_bind(page.limit + 1);
-    let rows = query.build().fetch_all(pool).await?;
-    let entries = rows.iter().map(entry_from_row).collect::<Result<Vec<_>, _>>()?;
-    Ok(page.page(entries, |e| e.id))
-}
-
-/// Up to `limit` of `firm`'s entries with a sequence in `(after, up_to]`, oldest first: a batch
-/// of an export.
-pub async fn batch(
-    pool: &PgPool,
-    firm: FirmId,
-    filter: &AuditFilter,
-    after: i64,
-    up_to: i64,
-    limit: i64,
-) -> Result<Vec<AuditEntry>, sqlx::Error> {
-    let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM audit_log WHERE firm_id = "));
-    query.push_bind(firm.as_uuid());
-    filter.push(&mut query);
-    query.push(" AND sequence > ").push_bind(after);
-    query.push(" AND sequence <= ").push_bind(up_to);
-    query.push(" ORDER BY sequence LIMIT ").push_bind(limit);
-    let rows = query.build().fetch_all(pool).await?;
-    rows.iter().map(entry_from_row).collect()
-}
-
-/// The sequence of `firm`'s newest entry (0 when it has none).
-pub async fn last_sequence(pool: &PgPool, firm: FirmId) -> Result<i64, sqlx::Error> {
-    let last: Option<i64> = sqlx::query_scalar("SELECT max(sequence) FROM audit_log WHERE firm_id = $1")
-        .bind(firm.as_uuid())
-        .fetch_one(pool)
-        .await?;
-    Ok(last.unwrap_or(0))
-}
-
-/// What walking a firm's chain found.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[schema(as = AuditVerification)]
-pub struct Verification {
-    /// True when every entry is intact and in place.
-    pub ok: bool,
-    /// How many entries the firm's log holds.
-    pub entries: i64,
-    /// The first sequence at which the chain breaks: an entry whose fields no longer give its
-    /// hash, whose `previous_hash` is not the hash before it, or that is missing (the newest
-    /// ones too: the chain head, kept apart from the entries, still names them).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub first_broken_sequence: Option<i64>,
-}
-
-/// Entries read per round trip when walking or exporting a chain.
-pub const BATCH: i64 = 1000;
-
-/// Walks `firm`'s chain from the first entry and names the first broken one.
-pub async fn verify(pool: &PgPool, firm: FirmId) -> Result<Verification, sqlx::Error> {
-    // The head first: entries appended while the walk runs only lie beyond it.
-    let head = head(pool, firm).await?;
-    let up_to = last_sequence(pool, firm).await?;
-    let mut head_seen = head.sequence == 0;
-    let mut expected_sequence = 1;
-    let mut previous_hash = GENESIS_HASH.to_owned();
-    let mut broken = None;
-    let mut after = 0;
-    'walk: loop {
-        let entries = batch(pool, firm, &AuditFilter::default(), after, up_to, BATCH).await?;
-        let Some(last) = entries.last() else { break };
-        after = last.sequence;
-        for entry in &entries {
-            if entry.sequence != expected_sequence
-                || entry.previous_hash != previous_hash
-                || entry.hash != entry.expected_hash()
-            {
-                broken = Some(expected_sequence);
-                break 'walk;
-            }
-            if entry.sequence == head.sequence {
-                head_seen = entry.hash == head.hash;
-            }
-            previous_hash.clone_from(&entry.hash);
-            expected_sequence += 1;
-        }
-    }
-    // Whole as far as it goes: does it reach its head? Entries deleted from the end leave a
-    // chain that hashes, and show only here.
-    if broken.is_none() && !head_seen {
-        broken = Some(expected_sequence);
-    }
-    let entries: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE firm_id = $1")
-        .bind(firm.as_uuid())
-        .fetch_one(pool)
-        .await?;
-    Ok(Verification { ok: broken.is_none(), entries, first_broken_sequence: broken })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use domain::FirmId;
+    use sha2::{Digest, Sha256};
 
     fn entry(sequence: i64, previous_hash: &str, details: Value) -> AuditEntry {
         let mut entry = AuditEntry {
