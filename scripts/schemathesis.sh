@@ -86,6 +86,7 @@ STARTED=1
 # report schemathesis makes is signed wrongly, so it is refused (401), never acted on.
 DATABASE_URL="$DB_URL" NATS_URL="$NATS_URL" ESQASE_NATS_PREFIX="$PREFIX" ESQASE_LISTEN=127.0.0.1:0 \
     ESQASE_SECRET_SCANNING_KEYS=scripts/schemathesis-scanner-keys.json \
+    ESQASE_SIGN_IN_ACCOUNT_FAILURES=1000000 ESQASE_SIGN_IN_ADDRESS_FAILURES=1000000 \
     RUST_LOG="${RUST_LOG:-info}" "./$BIN/esqase" serve >"$SERVE_LOG" 2>&1 &
 SERVER_PID=$!
 ADDR="" deadline=$((SECONDS + 120))

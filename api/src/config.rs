@@ -111,4 +111,54 @@ pub struct Settings {
     /// `POST /v1/secret-scanning/reports` answers 404. Read at start: a change needs a restart.
     #[arg(long, env = "ESQASE_SECRET_SCANNING_KEYS", global = true)]
     pub secret_scanning_keys: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub sign_in: SignInSettings,
+}
+
+/// When failed sign-ins (a password, an invitation token) start to wait; see
+/// `commands::throttle`. Tests and schemathesis raise them so that they are not tripped.
+#[derive(Clone, Debug, Args)]
+pub struct SignInSettings {
+    /// Failed sign-ins to one account after which its attempts wait.
+    #[arg(long, env = "ESQASE_SIGN_IN_ACCOUNT_FAILURES", default_value_t = 5, global = true)]
+    pub sign_in_account_failures: u32,
+    /// Failed sign-ins from one client address beyond which its attempts wait.
+    #[arg(long, env = "ESQASE_SIGN_IN_ADDRESS_FAILURES", default_value_t = 50, global = true)]
+    pub sign_in_address_failures: u32,
+    /// How long failures are remembered after the last one, in seconds.
+    #[arg(long, env = "ESQASE_SIGN_IN_WINDOW_SECONDS", default_value_t = 900, global = true)]
+    pub sign_in_window_seconds: u64,
+    /// The first wait, in milliseconds; each further failure doubles it.
+    #[arg(long, env = "ESQASE_SIGN_IN_FIRST_DELAY_MS", default_value_t = 1_000, global = true)]
+    pub sign_in_first_delay_ms: u64,
+    /// The longest wait, in seconds.
+    #[arg(long, env = "ESQASE_SIGN_IN_MAX_DELAY_SECONDS", default_value_t = 900, global = true)]
+    pub sign_in_max_delay_seconds: u64,
+}
+
+impl SignInSettings {
+    /// The limits the commands apply.
+    pub fn limits(&self) -> commands::throttle::SignInLimits {
+        commands::throttle::SignInLimits {
+            account_failures: self.sign_in_account_failures,
+            address_failures: self.sign_in_address_failures,
+            window: std::time::Duration::from_secs(self.sign_in_window_seconds),
+            first_delay: std::time::Duration::from_millis(self.sign_in_first_delay_ms),
+            max_delay: std::time::Duration::from_secs(self.sign_in_max_delay_seconds),
+        }
+    }
+}
+
+impl Default for SignInSettings {
+    /// The defaults of the flags.
+    fn default() -> Self {
+        let limits = commands::throttle::SignInLimits::default();
+        SignInSettings {
+            sign_in_account_failures: limits.account_failures,
+            sign_in_address_failures: limits.address_failures,
+            sign_in_window_seconds: limits.window.as_secs(),
+            sign_in_first_delay_ms: limits.first_delay.as_millis() as u64,
+            sign_in_max_delay_seconds: limits.max_delay.as_secs(),
+        }
+    }
 }

@@ -106,6 +106,10 @@ pub enum ApiError {
     /// 422 `validation_failed`, with every failing field.
     #[error("some fields are not valid")]
     Validation(Vec<FieldError>),
+    /// 429 `too_many_attempts`, with `Retry-After` (whole seconds): failed sign-ins for the
+    /// account or from the address make further attempts wait.
+    #[error("too many failed attempts; try again in {} seconds", retry_after_seconds(*.0))]
+    TooManyAttempts(std::time::Duration),
     /// 503 `service_unavailable`, with `Retry-After`.
     #[error("the service is temporarily unavailable; try again shortly")]
     Unavailable,
@@ -150,6 +154,7 @@ impl ApiError {
             ReportTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "report_too_large"),
             UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
@@ -158,7 +163,7 @@ impl ApiError {
 
 /// Every variant once, in declaration order: what the OpenAPI document lists as the codes.
 /// [`ApiError::position`] matches exhaustively, so a new variant cannot be left out unnoticed.
-pub const EVERY: [ApiError; 33] = [
+pub const EVERY: [ApiError; 34] = [
     ApiError::Malformed(String::new()),
     ApiError::InvalidQuery(String::new()),
     ApiError::InvalidCredentials,
@@ -190,6 +195,7 @@ pub const EVERY: [ApiError; 33] = [
     ApiError::ReportTooLarge(String::new()),
     ApiError::UnsupportedMediaType,
     ApiError::Validation(Vec::new()),
+    ApiError::TooManyAttempts(std::time::Duration::ZERO),
     ApiError::Unavailable,
     ApiError::Internal,
 ];
@@ -230,8 +236,9 @@ impl ApiError {
             ReportTooLarge(_) => 28,
             UnsupportedMediaType => 29,
             Validation(_) => 30,
-            Unavailable => 31,
-            Internal => 32,
+            TooManyAttempts(_) => 31,
+            Unavailable => 32,
+            Internal => 33,
         }
     }
 
@@ -256,6 +263,10 @@ impl ApiError {
             ApiError::ReportTooLarge(_) => {
                 "the report holds more than 1,000 tokens or more than 1 MiB; send it in parts".into()
             }
+            ApiError::TooManyAttempts(_) => "too many failed sign-ins for this account or from this address; \
+                 try again after `Retry-After` seconds (the wait doubles with each further failure, up to 15 \
+                 minutes)"
+                .into(),
             other => other.to_string(),
         }
     }
@@ -287,6 +298,11 @@ pub(crate) struct Problem<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<domain::Permission>, nullable = false)]
     required_scope: Option<&'static str>,
+}
+
+/// A wait as `Retry-After` says it: whole seconds, rounded up, at least one.
+fn retry_after_seconds(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 fn type_schema() -> utoipa::openapi::schema::ObjectBuilder {
@@ -326,6 +342,9 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        if let ApiError::TooManyAttempts(wait) = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds(wait)));
+        }
         response
     }
 }
@@ -343,6 +362,7 @@ impl From<CommandError> for ApiError {
             CommandError::MemberNotActive => ApiError::MemberNotActive,
             CommandError::InvalidLogin => ApiError::InvalidLogin,
             CommandError::InvalidInvitation => ApiError::InvalidInvitation,
+            CommandError::TooManyAttempts { retry_after } => ApiError::TooManyAttempts(retry_after),
             CommandError::Conflict => ApiError::Conflict,
             CommandError::Unavailable(error) => {
                 tracing::warn!(%error, "database unavailable");

@@ -262,3 +262,17 @@ impl ListQuery {
         }
     }
 }
+
+/// The address of the client that sent the request, as the connection shows it (`None` when
+/// the app is served without connection info, as in-process tests do). Forwarding headers are
+/// not trusted: anyone can write them.
+pub struct ClientAddress(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let connected = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Ok(ClientAddress(connected.map(|info| info.0.ip())))
+    }
+}

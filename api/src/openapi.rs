@@ -122,7 +122,7 @@ pub fn problem_responses(groups: &[&[ApiError]]) -> BTreeMap<String, RefOr<Respo
                         .build(),
                 );
             }
-            if status == 503 {
+            if status == 503 || status == 429 {
                 response = response.header(
                     "Retry-After",
                     HeaderBuilder::new()

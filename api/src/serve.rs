@@ -160,7 +160,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         status: verification_status.clone(),
     };
     let state = Arc::new(AppState {
-        commands: Commands { log, session_ttl: chrono::TimeDelta::hours(i64::from(settings.session_ttl_hours)) },
+        commands: Commands {
+            log,
+            session_ttl: chrono::TimeDelta::hours(i64::from(settings.session_ttl_hours)),
+            sign_in_limits: settings.sign_in.limits(),
+        },
         signup_open: settings.signup == Signup::Open,
         secure_cookies: settings.secure_cookies,
         nats,
@@ -229,7 +233,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         let shutdown = shutdown.clone();
         let app = router(state);
         tasks.spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+            axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await?;
             Ok(())
         });
     }

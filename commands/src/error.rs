@@ -36,6 +36,9 @@ pub enum CommandError {
     /// Wrong email or password.
     #[error("the email or password is wrong")]
     InvalidLogin,
+    /// Too many failed sign-ins for the account or from the address: try again after `retry_after`.
+    #[error("too many failed attempts; try again later")]
+    TooManyAttempts { retry_after: std::time::Duration },
     /// An unknown, used or expired invitation.
     #[error("the invitation is not valid: it may have expired or been used")]
     InvalidInvitation,

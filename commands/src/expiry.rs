@@ -56,6 +56,14 @@ impl Commands {
             if let Err(error) = self.sweep_expired_keys().await {
                 tracing::warn!(%error, "expiry sweep failed; will try again");
             }
+            // Sign-in counters nobody has failed for a whole window go with the same tick.
+            let swept = match self.log.pool.acquire().await {
+                Ok(mut conn) => crate::throttle::sweep(&mut conn, &self.sign_in_limits, now()).await,
+                Err(error) => Err(error.into()),
+            };
+            if let Err(error) = swept {
+                tracing::warn!(%error, "sweeping old sign-in counters failed; will try again");
+            }
         }
     }
 }

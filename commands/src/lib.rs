@@ -15,6 +15,7 @@ pub mod read_back;
 pub mod relay;
 pub mod secret_scanning;
 pub mod store;
+pub mod throttle;
 pub mod usage;
 
 pub use error::CommandError;
@@ -27,4 +28,6 @@ pub struct Commands {
     pub log: EventLog,
     /// How long a new session lasts.
     pub session_ttl: chrono::TimeDelta,
+    /// When failed sign-ins start to wait.
+    pub sign_in_limits: throttle::SignInLimits,
 }

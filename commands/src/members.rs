@@ -7,6 +7,7 @@ use crate::log::now;
 use crate::read_back::ReadBack;
 use crate::retry_once;
 use crate::store::{Append, Metadata};
+use crate::throttle::{self, Subject};
 use crate::Commands;
 use domain::api_key::{self, ApiKeyCommand};
 use domain::events::RevocationReason;
@@ -14,6 +15,7 @@ use domain::member::{self, MemberCommand};
 use domain::names::{Email, Password, PersonName};
 use domain::secret::{BearerToken, TokenKind};
 use domain::{Actor, FirmId, MemberId, Permission, Role};
+use std::net::IpAddr;
 
 /// How long an invitation stays valid.
 pub const INVITATION_TTL: chrono::TimeDelta = chrono::TimeDelta::days(7);
@@ -85,8 +87,35 @@ impl Commands {
         Ok((Invitation { member_id, token }, answer))
     }
 
-    /// Accepts an invitation: sets the password, signs the member in, and reads them back.
+    /// Accepts an invitation: sets the password, signs the member in, and reads them back. A
+    /// wrong token counts as a failed sign-in (see [`crate::throttle`]) for the token and for
+    /// `client`, the address it came from.
     pub async fn accept_invitation<T, R: ReadBack<MemberId, T>>(
+        &self,
+        acceptance: InvitationAcceptance,
+        client: Option<IpAddr>,
+        request_id: Option<String>,
+        read_back: R,
+    ) -> Result<(SignIn, T), CommandError> {
+        let typed = acceptance.token.expose().to_owned();
+        let subjects = sign_in_subjects(Subject::Invitation(&typed), client);
+        throttle::check(&mut *self.log.pool.acquire().await?, &subjects, now()).await?;
+        match self.accept_unthrottled(acceptance, request_id, read_back).await {
+            Err(CommandError::InvalidInvitation) => {
+                let mut tx = self.log.pool.begin().await?;
+                throttle::record_failure(&mut tx, &self.sign_in_limits, &subjects, now()).await?;
+                tx.commit().await?;
+                Err(CommandError::InvalidInvitation)
+            }
+            Ok(accepted) => {
+                throttle::clear(&mut *self.log.pool.acquire().await?, subjects[0]).await?;
+                Ok(accepted)
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn accept_unthrottled<T, R: ReadBack<MemberId, T>>(
         &self,
         acceptance: InvitationAcceptance,
         request_id: Option<String>,
@@ -144,13 +173,20 @@ impl Commands {
 
     /// Logs a member in, and reads them back. A wrong email and a wrong password answer the
     /// same, in about the same time.
+    ///
+    /// Failures are counted for the email (a member's or not) and for `client`, the address the
+    /// attempt came from; past the limits attempts wait (see [`crate::throttle`]), and the right
+    /// password does not get through while they do.
     pub async fn log_in<T, R: ReadBack<MemberId, T>>(
         &self,
         login: Login,
+        client: Option<IpAddr>,
         read_back: R,
     ) -> Result<(SignIn, T), CommandError> {
         let Login { email, password } = login;
         let email = email.trim().to_lowercase();
+        let subjects = sign_in_subjects(Subject::Account(&email), client);
+        throttle::check(&mut *self.log.pool.acquire().await?, &subjects, now()).await?;
         // Every stored email passed `Email::parse`; one that does not (a control character,
         // say, which Postgres text cannot even hold) belongs to nobody: the same answer, after
         // the same password work, as an unknown one.
@@ -168,16 +204,53 @@ impl Commands {
             Err(_) => None,
         };
         let stored = found.as_ref().map(|(_, _, hash)| hash.clone());
-        if !verify_password(password, stored).await? {
+        let member = found.map(|(member, firm, _)| (MemberId::from_uuid(member), FirmId::from_uuid(firm)));
+        let right = verify_password(password, stored).await?;
+        let Some((member_id, firm_id)) = member.filter(|_| right) else {
+            self.record_failed_sign_in(&subjects, member).await?;
             return Err(CommandError::InvalidLogin);
-        }
-        let Some((member_id, firm_id, _)) = found else { return Err(CommandError::InvalidLogin) };
-        let (member_id, firm_id) = (MemberId::from_uuid(member_id), FirmId::from_uuid(firm_id));
+        };
         let mut tx = self.log.pool.begin().await?;
+        throttle::clear(&mut tx, subjects[0]).await?;
         let session = start_session(&mut tx, member_id, firm_id, now(), self.session_ttl).await?;
         let answer = read_back(&mut tx, member_id).await?;
         tx.commit().await?;
         Ok((SignIn { member_id, session }, answer))
+    }
+
+    /// Counts a failed login; when it makes a member's account start to wait, their firm's
+    /// audit log records it (in the same transaction, under the firm's lock).
+    async fn record_failed_sign_in(
+        &self,
+        subjects: &[Subject<'_>],
+        member: Option<(MemberId, FirmId)>,
+    ) -> Result<(), CommandError> {
+        let at = now();
+        let Some((member_id, firm_id)) = member else {
+            let mut tx = self.log.pool.begin().await?;
+            throttle::record_failure(&mut tx, &self.sign_in_limits, subjects, at).await?;
+            tx.commit().await?;
+            return Ok(());
+        };
+        let mut tx = self.log.begin(firm_id).await?;
+        let counts = throttle::record_failure(tx.conn(), &self.sign_in_limits, subjects, at).await?;
+        let mut recorded = Vec::new();
+        if let Some(&failures) = counts.first().filter(|&&n| throttle::starts_waiting(&self.sign_in_limits, n)) {
+            let loaded = load_member(tx.conn(), firm_id, member_id).await?;
+            let events = member::decide(loaded.state.as_ref(), MemberCommand::RecordSignInThrottled { failures })?;
+            let metadata = Metadata { firm_id, actor: Actor::System, request_id: None, occurred_at: at };
+            recorded = self
+                .log
+                .append(
+                    &mut tx,
+                    &metadata,
+                    &[Append { stream_id: member_id.as_uuid(), expected_version: loaded.version, events }],
+                )
+                .await?;
+            tracing::warn!(%member_id, %firm_id, failures, "sign-in to a member's account now waits after failed attempts");
+        }
+        self.log.commit(tx, &recorded).await?;
+        Ok(())
     }
 
     /// Changes a member's role (owner only; the owner's own role is fixed), and reads the member
@@ -246,4 +319,10 @@ impl Commands {
             Ok::<_, CommandError>(answer)
         })
     }
+}
+
+/// What a sign-in attempt counts against: the account (or token) typed, and the client address
+/// when it is known.
+fn sign_in_subjects(typed: Subject<'_>, client: Option<IpAddr>) -> Vec<Subject<'_>> {
+    std::iter::once(typed).chain(client.map(Subject::Address)).collect()
 }

@@ -132,6 +132,10 @@ pub enum Event {
     MemberRoleChanged { before: Role, after: Role },
     /// A member was removed from the firm.
     MemberRemoved {},
+    /// Sign-in to a member's account failed `failures` times in a row, so further attempts wait
+    /// (see `commands::throttle`). Recorded once per run of failures, when it starts to wait;
+    /// it holds no password and no client address.
+    MemberSignInThrottled { failures: u32 },
     /// An API key was created. Holds the secret's hash (for verification), never the secret.
     ApiKeyCreated {
         name: KeyName,
@@ -180,6 +184,7 @@ impl Event {
             Event::InvitationAccepted {} => "InvitationAccepted",
             Event::MemberRoleChanged { .. } => "MemberRoleChanged",
             Event::MemberRemoved {} => "MemberRemoved",
+            Event::MemberSignInThrottled { .. } => "MemberSignInThrottled",
             Event::ApiKeyCreated { .. } => "ApiKeyCreated",
             Event::ApiKeyDomainsUpdated { .. } => "ApiKeyDomainsUpdated",
             Event::ApiKeyRevoked { .. } => "ApiKeyRevoked",
@@ -196,7 +201,8 @@ impl Event {
             | Event::MemberInvited { .. }
             | Event::InvitationAccepted {}
             | Event::MemberRoleChanged { .. }
-            | Event::MemberRemoved {} => StreamKind::Member,
+            | Event::MemberRemoved {}
+            | Event::MemberSignInThrottled { .. } => StreamKind::Member,
             Event::ApiKeyCreated { .. }
             | Event::ApiKeyDomainsUpdated { .. }
             | Event::ApiKeyRevoked { .. }

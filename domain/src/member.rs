@@ -46,6 +46,8 @@ pub enum MemberCommand {
     },
     /// Remove a member from the firm.
     Remove,
+    /// Record that sign-in to their account now waits after `failures` failures.
+    RecordSignInThrottled { failures: u32 },
 }
 
 /// Why a member command was refused.
@@ -99,6 +101,9 @@ pub fn decide(state: Option<&Member>, command: MemberCommand) -> Result<Vec<Even
         }
         (Some(member), MemberCommand::Remove) if member.role == Role::Owner => Err(MemberError::OwnerCannotBeRemoved),
         (Some(_), MemberCommand::Remove) => Ok(vec![Event::MemberRemoved {}]),
+        (Some(_), MemberCommand::RecordSignInThrottled { failures }) => {
+            Ok(vec![Event::MemberSignInThrottled { failures }])
+        }
     }
 }
 

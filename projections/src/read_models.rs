@@ -176,6 +176,14 @@ pub async fn apply(conn: &mut PgConnection, e: &RecordedEvent) -> Result<(), sql
                 .execute(&mut *conn)
                 .await?;
         }
+        // Only the audit log shows it; the member's row takes its version.
+        Event::MemberSignInThrottled { .. } => {
+            sqlx::query("UPDATE members SET version = $2 WHERE id = $1 AND version < $2")
+                .bind(e.stream_id)
+                .bind(e.version)
+                .execute(&mut *conn)
+                .await?;
+        }
         Event::MemberRoleChanged { after, .. } => {
             sqlx::query("UPDATE members SET role = $3, version = $2 WHERE id = $1 AND version < $2")
                 .bind(e.stream_id)

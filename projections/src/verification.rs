@@ -423,7 +423,11 @@ impl VerificationState {
                 self.update_member(e, &applies, |m| m.role = *after);
             }
             Event::MemberRemoved {} => self.update_member(e, &applies, |m| m.active = false),
-            Event::InvitationAccepted {} => self.update_member(e, &applies, |_| {}),
+            // Neither changes what verification holds, but each is a version of the member's
+            // stream: the next event of it only applies on top of this one.
+            Event::InvitationAccepted {} | Event::MemberSignInThrottled { .. } => {
+                self.update_member(e, &applies, |_| {})
+            }
             Event::ApiKeyCreated { name, key_hash, preview, scopes, expires_at, allowed_domains, created_by } => {
                 self.insert_key(NewKey {
                     id: e.stream_id,

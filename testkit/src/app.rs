@@ -39,6 +39,7 @@ pub fn isolated_settings() -> Settings {
         // Debug builds on a busy two-core CI machine: generous, so no test trips it by accident.
         request_deadline_ms: 30_000,
         secret_scanning_keys: None,
+        sign_in: Default::default(),
     }
 }
 

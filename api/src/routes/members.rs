@@ -3,8 +3,8 @@
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{
-    session_token, JsonBody, ListQuery, ManagesMembers, Member, Owner, PageParams, PathId, Permitted, RequestId,
-    SessionSource,
+    session_token, ClientAddress, JsonBody, ListQuery, ManagesMembers, Member, Owner, PageParams, PathId, Permitted,
+    RequestId, SessionSource,
 };
 use crate::openapi::{problems, JSON_BODY, LIST, SESSION};
 use crate::requests::{
@@ -95,13 +95,27 @@ problems!(
 );
 problems!(
     /// What logging in can answer besides success.
-    LoginProblems = [JSON_BODY, &[ApiError::InvalidLogin, ApiError::CrossSiteRequest, ApiError::Unavailable]]
+    LoginProblems = [
+        JSON_BODY,
+        &[
+            ApiError::InvalidLogin,
+            ApiError::CrossSiteRequest,
+            ApiError::TooManyAttempts(std::time::Duration::ZERO),
+            ApiError::Unavailable
+        ]
+    ]
 );
 problems!(
     /// What accepting an invitation can answer besides success.
     AcceptProblems = [
         JSON_BODY,
-        &[ApiError::InvalidInvitation, ApiError::CrossSiteRequest, ApiError::Conflict, ApiError::Unavailable]
+        &[
+            ApiError::InvalidInvitation,
+            ApiError::CrossSiteRequest,
+            ApiError::Conflict,
+            ApiError::TooManyAttempts(std::time::Duration::ZERO),
+            ApiError::Unavailable
+        ]
     ]
 );
 problems!(
@@ -222,12 +236,13 @@ async fn sign_up(
 )]
 async fn log_in(
     State(state): State<Arc<AppState>>,
+    ClientAddress(client): ClientAddress,
     headers: HeaderMap,
     JsonBody(request): JsonBody<CredentialsRequest>,
 ) -> ApiResult<Response> {
     let cookie = crate::web::session::sign_in_cookie_requested(&headers)?;
     let login = request.login()?;
-    let (sign_in, member) = state.commands.log_in(login, member_read_back()).await?;
+    let (sign_in, member) = state.commands.log_in(login, client, member_read_back()).await?;
     let response =
         no_store(json(StatusCode::CREATED, &SignInResponse { member, session: session_body(&sign_in.session) }));
     crate::web::session::with_cookie_if(cookie, response, &sign_in.session, state.secure_cookies)
@@ -281,13 +296,15 @@ async fn log_out(
 )]
 async fn accept_invitation(
     State(state): State<Arc<AppState>>,
+    ClientAddress(client): ClientAddress,
     RequestId(request_id): RequestId,
     headers: HeaderMap,
     JsonBody(request): JsonBody<CredentialsRequest>,
 ) -> ApiResult<Response> {
     let cookie = crate::web::session::sign_in_cookie_requested(&headers)?;
     let acceptance = request.acceptance()?;
-    let (sign_in, member) = state.commands.accept_invitation(acceptance, request_id, member_read_back()).await?;
+    let (sign_in, member) =
+        state.commands.accept_invitation(acceptance, client, request_id, member_read_back()).await?;
     let response =
         no_store(json(StatusCode::CREATED, &SignInResponse { member, session: session_body(&sign_in.session) }));
     crate::web::session::with_cookie_if(cookie, response, &sign_in.session, state.secure_cookies)

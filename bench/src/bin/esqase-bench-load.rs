@@ -386,6 +386,7 @@ async fn direct_lag(args: &LagArgs, http: &reqwest::Client) -> anyhow::Result<()
     let commands = Arc::new(Commands {
         log: EventLog::new(pool.clone(), Arc::new(PgReadModels), Arc::new(NoBarrier), Default::default()),
         session_ttl: chrono::TimeDelta::hours(1),
+        sign_in_limits: Default::default(),
     });
     let unique = Uuid::now_v7().simple();
     let (_, owner) =

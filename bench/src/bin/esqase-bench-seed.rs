@@ -116,6 +116,7 @@ async fn seed(cli: &Cli) -> anyhow::Result<()> {
     let commands = Commands {
         log: EventLog::new(pool.clone(), Arc::new(PgReadModels), Arc::new(NoBarrier), Default::default()),
         session_ttl: chrono::TimeDelta::hours(1),
+        sign_in_limits: Default::default(),
     };
     let unique = Uuid::now_v7().simple().to_string();
     let (signup, owner) =

@@ -38,12 +38,13 @@ pub const TABLES: &str = "audit_log, audit_chain_heads";
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Every action an entry can record, for the `action` filter.
-pub const ACTIONS: [&str; 10] = [
+pub const ACTIONS: [&str; 11] = [
     "firm.created",
     "member.joined",
     "member.invited",
     "member.role_changed",
     "member.removed",
+    "member.sign_in_throttled",
     "role.permissions_changed",
     "api_key.created",
     "api_key.domains_updated",
@@ -206,6 +207,9 @@ fn draft(e: &RecordedEvent) -> Option<Draft> {
             draft("member.role_changed", "member", None, json!({ "before": before.as_str(), "after": after.as_str() }))
         }
         Event::MemberRemoved {} => draft("member.removed", "member", None, json!({})),
+        Event::MemberSignInThrottled { failures } => {
+            draft("member.sign_in_throttled", "member", None, json!({ "failures": failures }))
+        }
         // The key's hash (`key_hash`) is deliberately left out: no entry holds a secret or its hash.
         Event::ApiKeyCreated { name, preview, scopes, expires_at, allowed_domains, key_hash: _, created_by: _ } => {
             draft(
