@@ -19,3 +19,14 @@ Feature: Logging in and out
     When someone logs in with an email address nobody has
     Then it is refused with 401 invalid_login
     And both refusals are the same
+
+  Scenario: Guessing a password is slowed down, and the firm is told
+    When someone tries 5 wrong passwords for Olivia
+    And Olivia logs in with her password
+    Then it is refused with 429 too_many_attempts
+    And the answer says how many seconds to wait
+    When Olivia waits that long and logs in with her password
+    Then Olivia has a new session
+    When Olivia opens the audit log
+    Then the latest entry is "member.sign_in_throttled" by the system on Olivia
+    And the entry's "failures" is 5

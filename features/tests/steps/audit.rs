@@ -48,6 +48,15 @@ async fn latest_on_key(w: &mut Esqase, action: String, who: String, key: String)
     Ok(())
 }
 
+#[then(regex = r#"^the latest entry is "([^"]+)" by the system on (\w+)$"#)]
+async fn latest_by_system_on_member(w: &mut Esqase, action: String, member: String) -> anyhow::Result<()> {
+    let entry = current_entry(w)?;
+    let name = w.person(&member)?.name.clone();
+    check_entry(&entry, &action, None, ("member", &name))?;
+    ensure!(entry["target"]["id"] == w.person(&member)?.id.as_str(), "{entry}");
+    Ok(())
+}
+
 #[then(regex = r#"^the latest entry is "([^"]+)" by (\w+) on the (\w+) role$"#)]
 async fn latest_on_role(w: &mut Esqase, action: String, who: String, role: String) -> anyhow::Result<()> {
     check_entry(&current_entry(w)?, &action, Some(&who), ("role", &role))

@@ -187,6 +187,31 @@ async fn wrong_password(w: &mut Esqase, who: String) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[when(regex = r#"^someone tries (\d+) wrong passwords for (\w+)$"#)]
+async fn wrong_passwords(w: &mut Esqase, n: usize, who: String) -> anyhow::Result<()> {
+    for _ in 0..n {
+        wrong_password(w, who.clone()).await?;
+        w.last()?.expect(401)?;
+    }
+    Ok(())
+}
+
+#[then(regex = r#"^the answer says how many seconds to wait$"#)]
+async fn says_how_long_to_wait(w: &mut Esqase) -> anyhow::Result<()> {
+    let answer = w.last()?;
+    let seconds: u64 =
+        answer.header("retry-after").parse().map_err(|_| anyhow!("no Retry-After: {:?}", answer.headers))?;
+    ensure!((1..=900).contains(&seconds), "Retry-After {seconds}");
+    Ok(())
+}
+
+#[when(regex = r#"^(\w+) waits that long and logs in with (?:her|his|their) password$"#)]
+async fn waits_and_logs_in(w: &mut Esqase, who: String) -> anyhow::Result<()> {
+    let seconds: u64 = w.last()?.header("retry-after").parse().map_err(|_| anyhow!("no Retry-After to wait for"))?;
+    tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+    logs_in(w, who).await
+}
+
 #[when(regex = r#"^someone logs in with an email address nobody has$"#)]
 async fn unknown_email(w: &mut Esqase) -> anyhow::Result<()> {
     let email = w.email_for("nobody");
