@@ -233,3 +233,54 @@ async fn the_new_key_works_on_another_node_as_soon_as_the_roll_answers() -> anyh
     second.stop().await?;
     first.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_and_a_node_started_later_tell_the_rolls_the_same() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    let client = Client::new(&app);
+    let (owner, stopped) = owner_and_key(&client).await;
+    let in_grace = create_key(&client, &owner, &json!({"name": "Billing", "scopes": ["matters:read"]})).await;
+    assert_eq!(roll(&client, &owner, &id_of(&stopped["api_key"]), json!(0)).await.status, 201);
+    let rolled = roll(&client, &owner, &id_of(&in_grace["api_key"]), json!(3600)).await;
+    assert_eq!(rolled.status, 201, "{}", rolled.text);
+    eventually("the end of the first grace recorded", async || {
+        let answer = client.get("/v1/audit-log?action=api_key.revoked", &owner.token).await;
+        answer.body["data"].as_array().is_some_and(|entries| !entries.is_empty()).then_some(())
+    })
+    .await;
+
+    let pool = sqlx::PgPool::connect(&app.settings.database_url).await?;
+    let rows = async || -> Vec<String> {
+        sqlx::query_scalar("SELECT t::text FROM api_keys t ORDER BY id").fetch_all(&pool).await.expect("rows")
+    };
+    let before = rows().await;
+    projections::rebuild::rebuild(&pool, "read_models").await?;
+    assert_eq!(rows().await, before, "a rebuild changed the keys");
+
+    // A node started now loads its verification state from the read models.
+    let mut settings = app.settings.clone();
+    settings.listen = "127.0.0.1:0".parse()?;
+    let later = TestApp::spawn_with(settings).await?;
+    let other = Client::new(&later);
+    assert_eq!(current(&other, stopped["secret"].as_str().unwrap()).await, (401, "api_key_revoked".into()));
+    let old = Client::answer(
+        other
+            .http
+            .get(format!("{}/v1/api-keys/current", other.base_url))
+            .bearer_auth(in_grace["secret"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(old.status, 200, "{}", old.text);
+    assert_eq!(old.body["api_key"]["replaced_by"], rolled.body["api_key"]["id"]);
+    assert_eq!(old.body["api_key"]["grace_ends_at"], rolled.body["replaces"]["grace_ends_at"]);
+    let new = Client::answer(
+        other
+            .http
+            .get(format!("{}/v1/api-keys/current", other.base_url))
+            .bearer_auth(rolled.body["secret"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(new.body["api_key"]["replaces"], in_grace["api_key"]["id"]);
+    later.stop().await?;
+    app.stop().await
+}
