@@ -120,8 +120,9 @@ async fn the_grace_period_is_a_whole_number_of_seconds_up_to_7_days() -> anyhow:
     }
     let missing = client.post(&format!("/v1/api-keys/{id}/roll"), Some(&owner.token), &json!({})).await;
     missing.assert_problem(422, "validation_failed");
-    // Nothing was rolled by any of them; the longest grace is accepted.
-    let answer = roll(&client, &owner, &id, json!(604_800)).await;
+    // Nothing was rolled by any of them; the longest grace is accepted, written as JSON Schema
+    // allows an integer to be written.
+    let answer = roll(&client, &owner, &id, json!(604_800.0)).await;
     assert_eq!(answer.status, 201, "{}", answer.text);
     let (start, end): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) = (
         answer.body["api_key"]["created_at"].as_str().unwrap().parse()?,
