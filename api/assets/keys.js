@@ -1,5 +1,5 @@
 // The API keys page: the Create API key dialog (then the copy-once view), Edit allowed domains,
-// and the row's "..." menu with Revoke. Each sends its command to /v1/api-keys; the page then
+// and the row's "..." menu with Roll (a grace period, then the same copy-once view) and Revoke. Each sends its command to /v1/api-keys; the page then
 // reloads, so the table is always the server's.
 import "./app.js";
 import { api, clearErrors, clearErrorsOnEdit, describe, showProblem } from "./api.js";
@@ -8,8 +8,9 @@ const createDialog = document.getElementById("create-key-dialog");
 const copyDialog = document.getElementById("copy-key-dialog");
 const domainsDialog = document.getElementById("domains-dialog");
 const revokeDialog = document.getElementById("revoke-dialog");
+const rollDialog = document.getElementById("roll-dialog");
 
-for (const dialog of [createDialog, copyDialog, domainsDialog, revokeDialog]) {
+for (const dialog of [createDialog, copyDialog, domainsDialog, revokeDialog, rollDialog]) {
   for (const button of dialog.querySelectorAll("[data-close]")) {
     button.addEventListener("click", () => dialog.close());
   }
@@ -179,16 +180,22 @@ document.addEventListener("click", (event) => {
   if (openMenu && !openMenu.menu.contains(event.target)) closeMenu(false);
 });
 
+// A menu item's dialog for one key (Revoke, Roll): named for the key, its errors cleared.
+// Returns the key's id.
+function openForKey(item, dialog, form) {
+  closeMenu(false);
+  clearErrors(form);
+  dialog.querySelector("[data-key-name]").textContent = item.dataset.keyName;
+  dialog.showModal();
+  return item.dataset.keyId;
+}
+
 // Revoke, after a confirmation.
 const revokeForm = revokeDialog.querySelector("[data-revoke-form]");
 let revokeKeyId = null;
 for (const item of document.querySelectorAll("[data-revoke]")) {
   item.addEventListener("click", () => {
-    closeMenu(false);
-    revokeKeyId = item.dataset.keyId;
-    clearErrors(revokeForm);
-    revokeDialog.querySelector("[data-key-name]").textContent = item.dataset.keyName;
-    revokeDialog.showModal();
+    revokeKeyId = openForKey(item, revokeDialog, revokeForm);
     revokeForm.querySelector("[data-close]").focus();
   });
 }
@@ -207,3 +214,33 @@ revokeForm.addEventListener("submit", async (event) => {
   formError.textContent = describe(answer);
   formError.hidden = false;
 });
+
+// Roll: pick when the old key stops, then the new key's secret in the copy-once view.
+const rollForm = rollDialog.querySelector("[data-roll-form]");
+let rollKeyId = null;
+for (const item of document.querySelectorAll("[data-roll]")) {
+  item.addEventListener("click", () => {
+    rollForm.reset();
+    rollKeyId = openForKey(item, rollDialog, rollForm);
+    rollForm.querySelector("input[name=grace_period_seconds]:checked").focus();
+  });
+}
+rollForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearErrors(rollForm);
+  const confirm = rollForm.querySelector("button[type=submit]");
+  const grace = Number(rollForm.elements.grace_period_seconds.value);
+  confirm.disabled = true;
+  const answer = await api("POST", `/v1/api-keys/${encodeURIComponent(rollKeyId)}/roll`, {
+    grace_period_seconds: grace,
+  });
+  confirm.disabled = false;
+  if (answer.status === 201 && answer.data && answer.data.secret) {
+    rollDialog.close();
+    showSecretOnce(answer.data.secret);
+    return;
+  }
+  const first = showProblem(rollForm, answer);
+  if (first) first.focus();
+});
+

@@ -13,6 +13,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::ORIGIN;
 use axum::http::request::Parts;
 use commands::auth::SignedInMember;
+use domain::api_key::KeyStatus;
 use domain::{ApiKeySecret, FirmId, MemberId, Permission, PermissionSet};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -75,11 +76,11 @@ pub async fn verify_key(state: &AppState, presented: &str, origin: Option<&str>)
         Some(found) => found.ok_or(ApiError::InvalidApiKey)?,
         None => projections::verification::load_key(state.pool(), &hash).await?.ok_or(ApiError::InvalidApiKey)?,
     };
-    if key.revoked {
-        return Err(ApiError::ApiKeyRevoked);
-    }
-    if !key.is_active_at(now) {
-        return Err(ApiError::ApiKeyExpired);
+    // Revoked also from the instant a roll's grace period ends, recorded or not.
+    match key.status_at(now) {
+        KeyStatus::Active => {}
+        KeyStatus::Revoked => return Err(ApiError::ApiKeyRevoked),
+        KeyStatus::Expired => return Err(ApiError::ApiKeyExpired),
     }
     let verified = VerifiedKey {
         key_id: key.id,

@@ -86,7 +86,8 @@ pub struct Settings {
     /// How often a node flushes its key usage counts as Used events, in milliseconds.
     #[arg(long, env = "ESQASE_USAGE_FLUSH_MS", default_value_t = 10_000, global = true)]
     pub usage_flush_ms: u64,
-    /// How often a node looks for keys past their expiry to record them, in milliseconds.
+    /// How often a node looks for keys past their expiry, or past a roll's grace period, to record
+    /// them, in milliseconds (either way the key stopped at the instant; this only records it).
     #[arg(long, env = "ESQASE_EXPIRY_SWEEP_MS", default_value_t = 30_000, global = true)]
     pub expiry_sweep_ms: u64,
     /// Whether `POST /v1/firms` is open.

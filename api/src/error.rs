@@ -79,6 +79,9 @@ pub enum ApiError {
     /// 409 `api_key_not_active`.
     #[error("the API key is {0}; only an Active key can be changed or revoked")]
     ApiKeyNotActive(&'static str),
+    /// 409 `api_key_already_rolled`: the key was rolled already and is in its grace period.
+    #[error("the API key has been rolled already and is in its grace period; roll its replacement instead")]
+    ApiKeyAlreadyRolled,
     /// 409 `owner_role_fixed`.
     #[error("the owner role always has every permission and cannot be changed")]
     OwnerRoleFixed,
@@ -145,6 +148,7 @@ impl ApiError {
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             EmailTaken => (StatusCode::CONFLICT, "email_taken"),
             ApiKeyNotActive(_) => (StatusCode::CONFLICT, "api_key_not_active"),
+            ApiKeyAlreadyRolled => (StatusCode::CONFLICT, "api_key_already_rolled"),
             OwnerRoleFixed => (StatusCode::CONFLICT, "owner_role_fixed"),
             OwnerCannotBeRemoved => (StatusCode::CONFLICT, "owner_cannot_be_removed"),
             MemberNotActive => (StatusCode::CONFLICT, "member_not_active"),
@@ -163,7 +167,7 @@ impl ApiError {
 
 /// Every variant once, in declaration order: what the OpenAPI document lists as the codes.
 /// [`ApiError::position`] matches exhaustively, so a new variant cannot be left out unnoticed.
-pub const EVERY: [ApiError; 34] = [
+pub const EVERY: [ApiError; 35] = [
     ApiError::Malformed(String::new()),
     ApiError::InvalidQuery(String::new()),
     ApiError::InvalidCredentials,
@@ -186,6 +190,7 @@ pub const EVERY: [ApiError; 34] = [
     ApiError::MethodNotAllowed,
     ApiError::EmailTaken,
     ApiError::ApiKeyNotActive("revoked"),
+    ApiError::ApiKeyAlreadyRolled,
     ApiError::OwnerRoleFixed,
     ApiError::OwnerCannotBeRemoved,
     ApiError::MemberNotActive,
@@ -227,18 +232,19 @@ impl ApiError {
             MethodNotAllowed => 19,
             EmailTaken => 20,
             ApiKeyNotActive(_) => 21,
-            OwnerRoleFixed => 22,
-            OwnerCannotBeRemoved => 23,
-            MemberNotActive => 24,
-            Conflict => 25,
-            RecordInUse => 26,
-            PayloadTooLarge => 27,
-            ReportTooLarge(_) => 28,
-            UnsupportedMediaType => 29,
-            Validation(_) => 30,
-            TooManyAttempts(_) => 31,
-            Unavailable => 32,
-            Internal => 33,
+            ApiKeyAlreadyRolled => 22,
+            OwnerRoleFixed => 23,
+            OwnerCannotBeRemoved => 24,
+            MemberNotActive => 25,
+            Conflict => 26,
+            RecordInUse => 27,
+            PayloadTooLarge => 28,
+            ReportTooLarge(_) => 29,
+            UnsupportedMediaType => 30,
+            Validation(_) => 31,
+            TooManyAttempts(_) => 32,
+            Unavailable => 33,
+            Internal => 34,
         }
     }
 
@@ -357,6 +363,7 @@ impl From<CommandError> for ApiError {
             CommandError::PermissionDenied => ApiError::PermissionDenied,
             CommandError::EmailTaken => ApiError::EmailTaken,
             CommandError::ApiKeyNotActive(status) => ApiError::ApiKeyNotActive(status),
+            CommandError::ApiKeyAlreadyRolled => ApiError::ApiKeyAlreadyRolled,
             CommandError::OwnerRoleFixed => ApiError::OwnerRoleFixed,
             CommandError::OwnerCannotBeRemoved => ApiError::OwnerCannotBeRemoved,
             CommandError::MemberNotActive => ApiError::MemberNotActive,

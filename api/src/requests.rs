@@ -8,6 +8,7 @@
 use commands::api_keys::NewApiKey;
 use commands::firms::{NewFirm, NewOwner};
 use commands::members::{InvitationAcceptance, Login, NewInvitation};
+use domain::api_key::GracePeriod;
 use domain::expiry::parse_expiry;
 use domain::names::{Email, FirmName, FirmTimeZone, KeyName, Password, PersonName};
 use domain::schema::{bearer_token, single_line};
@@ -76,6 +77,30 @@ impl AllowedDomainsRequest {
         let mut errors = FieldErrors::new();
         let domains = errors.check_each("allowed_domains", AllowedDomains::parse(&entries));
         domains.ok_or(errors)
+    }
+}
+
+/// The body of `POST /v1/api-keys/{id}/roll`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollRequest {
+    /// How long the old key keeps working, in whole seconds: 0 (revoked at once) to 604800
+    /// (7 days); `60.0` is 60, as JSON Schema counts it an integer. Read as any JSON value so
+    /// that a fraction, a string or a negative number is a 422 on this field, not a 400 about
+    /// the body.
+    #[schema(required = true, value_type = i64, minimum = 0, maximum = 604800, examples(3600))]
+    pub grace_period_seconds: Option<serde_json::Value>,
+}
+
+impl RollRequest {
+    pub fn parse(self) -> Result<GracePeriod, FieldErrors> {
+        let Some(raw) = self.grace_period_seconds else {
+            return Err(FieldErrors::single("grace_period_seconds", "is required"));
+        };
+        // JSON Schema's `integer` includes a number with a zero fraction (`60.0`): accept it too.
+        let whole = raw.as_f64().filter(|f| f.fract() == 0.0 && (0.0..=604_800.0).contains(f)).map(|f| f as i64);
+        let seconds = raw.as_i64().or(whole).ok_or(GracePeriod::RULE);
+        seconds.and_then(GracePeriod::from_seconds).map_err(|rule| FieldErrors::single("grace_period_seconds", rule))
     }
 }
 

@@ -588,6 +588,36 @@ async fn admin_walk(app: &TestApp, walk: &Walk) -> Result<()> {
     })
     .await?;
 
+    // Roll, from the row's "..." menu: pick when the old key stops, then copy the new one once.
+    create_key(&client, &owner, &json!({"name": "Billing sync", "scopes": ["matters:read"]})).await;
+    walk.browser.refresh().await?;
+    walk.button_in(&Walk::row("Billing sync"), "More actions for Billing sync").await?.click().await?;
+    walk.one("the Roll item", "//*[@role='menu']//*[@role='menuitem'][normalize-space(.)='Roll']")
+        .await?
+        .click()
+        .await?;
+    walk.expect_dialog("Roll API key").await?;
+    walk.one("the 1 hour choice", "//dialog[@open]//label[normalize-space(.)='In 1 hour']//input")
+        .await?
+        .click()
+        .await?;
+    walk.axe("the Roll dialog").await?;
+    walk.review_shot("roll-api-key").await?;
+    walk.button_in(dialog, "Roll key").await?.click().await?;
+    walk.expect_dialog("Copy your API key").await?;
+    let secret = walk.one("the new secret", "//dialog[@open]//code[@data-secret]").await?.text().await?;
+    assert!(secret.starts_with("esq_"), "{secret}");
+    walk.button_in(dialog, "Done").await?.click().await?;
+    walk.until("both keys show, the old one rolled", || async {
+        let rows = walk.visible(&Walk::row("Billing sync")).await?;
+        let mut texts = Vec::new();
+        for row in rows {
+            texts.push(row.text().await?);
+        }
+        Ok(texts.len() == 2 && texts.iter().filter(|t| t.contains("Rolled: stops working")).count() == 1)
+    })
+    .await?;
+
     // A name is text, never markup.
     create_key(&client, &owner, &json!({"name": "<img src=x onerror=alert(1)>", "scopes": ["contacts:read"]})).await;
     walk.browser.refresh().await?;

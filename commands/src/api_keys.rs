@@ -1,4 +1,4 @@
-//! API key commands: create (the secret is shown once), edit allowed domains, revoke.
+//! API key commands: create (the secret is shown once), edit allowed domains, revoke, roll.
 
 use crate::aggregates::load_api_key;
 use crate::auth::SignedInMember;
@@ -8,7 +8,7 @@ use crate::read_back::ReadBack;
 use crate::retry_once;
 use crate::store::Append;
 use crate::Commands;
-use domain::api_key::{self, ApiKeyCommand};
+use domain::api_key::{self, ApiKeyCommand, GracePeriod};
 use domain::events::RevocationReason;
 use domain::names::KeyName;
 use domain::{AllowedDomains, ApiKeyId, ApiKeySecret, Permission, Scopes, Timestamp};
@@ -57,6 +57,7 @@ impl Commands {
                 allowed_domains,
                 created_by: by.member_id,
                 creator_permissions: by.permissions,
+                replaces: None,
             },
             at,
         )?;
@@ -98,6 +99,58 @@ impl Commands {
         let answer = self.change_api_key(by, id, command, request_id, read_back).await?;
         tracing::info!(api_key_id = %id, firm_id = %by.firm_id, "API key revoked");
         Ok(answer)
+    }
+
+    /// Rolls an Active key: creates its successor (same name, scopes, allowed domains and
+    /// expiry, created by the roller under the roller's ceiling) and lets the old key work for
+    /// `grace` more, in one transaction. Reads back the new key, then the old one, in it.
+    pub async fn roll_api_key<T, R: ReadBack<ApiKeyId, T>>(
+        &self,
+        by: &SignedInMember,
+        id: ApiKeyId,
+        grace: GracePeriod,
+        request_id: Option<String>,
+        read_back: R,
+    ) -> Result<(CreatedApiKey, T, T), CommandError> {
+        by.require(Permission::ApiKeys)?;
+        let new_id = ApiKeyId::new();
+        let secret = ApiKeySecret::generate();
+        let (new_key, old_key) = retry_once!(async {
+            let mut tx = self.log.begin(by.firm_id).await?;
+            let old = load_api_key(tx.conn(), by.firm_id, id).await?;
+            let at = now();
+            // The old key's state decides first: a key that cannot be rolled is a 409 whatever
+            // the roller's ceiling.
+            let rolled = api_key::decide(
+                old.state.as_ref(),
+                ApiKeyCommand::Roll { replaced_by: new_id, replaced_by_preview: secret.preview(), grace },
+                at,
+            )?;
+            let old_state = old.state.as_ref().ok_or(CommandError::NotFound)?;
+            let successor = old_state.successor(secret.hash(), secret.preview(), by.member_id, by.permissions, id);
+            let created = api_key::decide(None, successor, at)?;
+            let metadata = by.metadata(request_id.clone(), at);
+            let recorded = self
+                .log
+                .append(
+                    &mut tx,
+                    &metadata,
+                    &[
+                        Append { stream_id: new_id.as_uuid(), expected_version: 0, events: created },
+                        Append { stream_id: id.as_uuid(), expected_version: old.version, events: rolled },
+                    ],
+                )
+                .await?;
+            let new_key = read_back(tx.conn(), new_id).await?;
+            let old_key = read_back(tx.conn(), id).await?;
+            self.log.commit(tx, &recorded).await?;
+            Ok::<_, CommandError>((new_key, old_key))
+        })?;
+        tracing::info!(
+            api_key_id = %id, replaced_by = %new_id, preview = secret.preview().as_str(), firm_id = %by.firm_id,
+            grace_seconds = grace.seconds(), "API key rolled"
+        );
+        Ok((CreatedApiKey { id: new_id, secret }, new_key, old_key))
     }
 
     async fn change_api_key<T, R: ReadBack<ApiKeyId, T>>(

@@ -24,6 +24,9 @@ pub enum CommandError {
     /// The key is revoked or expired.
     #[error("the API key is {0}; only an Active key can be changed")]
     ApiKeyNotActive(&'static str),
+    /// The key was rolled already and its grace period has not ended.
+    #[error("the API key has been rolled already and is in its grace period")]
+    ApiKeyAlreadyRolled,
     /// The owner's role permissions cannot change.
     #[error("the owner role always has every permission and cannot be changed")]
     OwnerRoleFixed,
@@ -83,7 +86,11 @@ impl From<ApiKeyError> for CommandError {
             ApiKeyError::ExceedsCreator(_) => {
                 CommandError::Validation(FieldErrors::single("scopes", error.to_string()))
             }
-            ApiKeyError::AlreadyExists | ApiKeyError::NotYetExpired => CommandError::Conflict,
+            ApiKeyError::AlreadyRolled => CommandError::ApiKeyAlreadyRolled,
+            // A sweeper's race with another node or a member: the state moved under it.
+            ApiKeyError::AlreadyExists | ApiKeyError::NotYetExpired | ApiKeyError::GraceNotEnded => {
+                CommandError::Conflict
+            }
         }
     }
 }

@@ -26,6 +26,15 @@ pub trait ReadModels: Send + Sync {
         limit: i64,
     ) -> Result<Vec<(ApiKeyId, FirmId)>, sqlx::Error>;
 
+    /// Keys recorded Active whose roll's grace period has ended at `now` (so Revoked now),
+    /// soonest end first, at most `limit`: what the sweeper records as revoked (`rolled`).
+    async fn keys_past_grace(
+        &self,
+        conn: &mut PgConnection,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<(ApiKeyId, FirmId)>, sqlx::Error>;
+
     /// The firm and id of each key whose secret hashes to one of `hashes`, whatever its status.
     async fn keys_with_hashes(
         &self,
@@ -54,6 +63,15 @@ impl ReadModels for NoReadModels {
 
     // With no read models there is no key to find.
     async fn keys_past_expiry(
+        &self,
+        _conn: &mut PgConnection,
+        _now: Timestamp,
+        _limit: i64,
+    ) -> Result<Vec<(ApiKeyId, FirmId)>, sqlx::Error> {
+        Ok(Vec::new())
+    }
+
+    async fn keys_past_grace(
         &self,
         _conn: &mut PgConnection,
         _now: Timestamp,

@@ -5,7 +5,7 @@ use crate::allowed_domains::AllowedDomains;
 use crate::names::{Email, FirmName, FirmTimeZone, KeyName, PersonName};
 use crate::permissions::{Grid, PermissionSet, Role, Scopes};
 use crate::secret::{KeyHash, KeyPreview};
-use crate::{MemberId, Timestamp};
+use crate::{ApiKeyId, MemberId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// Which aggregate a stream belongs to; part of each event's NATS subject.
@@ -56,6 +56,9 @@ pub enum RevocationReason {
     CreatorRemoved,
     /// A secret scanner reported it found in public (GitHub's secret scanning partner program).
     Leaked,
+    /// It was rolled and its grace period ended: recorded by the sweeper, after the instant the
+    /// key stopped working (`docs/decisions.md`, "Rolling a key").
+    Rolled,
 }
 
 /// What came with a revocation besides its reason: where a leaked key was found, as the
@@ -77,18 +80,28 @@ impl RevocationReason {
             RevocationReason::RevokedByMember => "revoked_by_member",
             RevocationReason::CreatorRemoved => "creator_removed",
             RevocationReason::Leaked => "leaked",
+            RevocationReason::Rolled => "rolled",
         }
     }
 
     /// Who is shown as having revoked the key, given who caused the event: nobody when the
     /// service turned it off because its creator was removed (the member who removed them did
-    /// not revoke the key), nor when a scanner reported it leaked.
+    /// not revoke the key), nor when a scanner reported it leaked, nor when a rolled key's grace
+    /// period ran out (the roller chose the end; the service recorded it).
     pub fn revoked_by(self, actor: Option<crate::MemberId>) -> Option<crate::MemberId> {
         match self {
             RevocationReason::RevokedByMember => actor,
-            RevocationReason::CreatorRemoved | RevocationReason::Leaked => None,
+            RevocationReason::CreatorRemoved | RevocationReason::Leaked | RevocationReason::Rolled => None,
         }
     }
+
+    /// Every reason, in the contract's order (for the OpenAPI enum).
+    pub const ALL: [RevocationReason; 4] = [
+        RevocationReason::RevokedByMember,
+        RevocationReason::CreatorRemoved,
+        RevocationReason::Leaked,
+        RevocationReason::Rolled,
+    ];
 }
 
 /// Every event, tagged by type. The log stores the tag and the payload separately.
@@ -151,6 +164,10 @@ pub enum Event {
         allowed_domains: AllowedDomains,
         /// The member whose access the key inherits.
         created_by: MemberId,
+        /// The key this one was rolled from; absent for a key created afresh (and in events
+        /// stored before rolling existed, which load as `None`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replaces: Option<ApiKeyId>,
     },
     /// An Active key's allowed domains were edited.
     ApiKeyDomainsUpdated { before: AllowedDomains, after: AllowedDomains },
@@ -161,6 +178,16 @@ pub enum Event {
         /// before it existed, which load as `None`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         details: Option<RevocationDetails>,
+    },
+    /// An Active key was rolled: `replaced_by` was created with its settings in the same
+    /// commit, and this key keeps working until `grace_ends_at`, Revoked from that instant.
+    ApiKeyRolled {
+        /// The new key.
+        replaced_by: ApiKeyId,
+        /// The new key's masked preview, so the audit entry names it without another lookup.
+        replaced_by_preview: KeyPreview,
+        /// The instant this key stops working (the roll's time itself for a grace of 0).
+        grace_ends_at: Timestamp,
     },
     /// A key authenticated requests (coalesced: one event per key per flush interval).
     ApiKeyUsed {
@@ -188,6 +215,7 @@ impl Event {
             Event::ApiKeyCreated { .. } => "ApiKeyCreated",
             Event::ApiKeyDomainsUpdated { .. } => "ApiKeyDomainsUpdated",
             Event::ApiKeyRevoked { .. } => "ApiKeyRevoked",
+            Event::ApiKeyRolled { .. } => "ApiKeyRolled",
             Event::ApiKeyUsed { .. } => "ApiKeyUsed",
             Event::ApiKeyExpired {} => "ApiKeyExpired",
         }
@@ -206,6 +234,7 @@ impl Event {
             Event::ApiKeyCreated { .. }
             | Event::ApiKeyDomainsUpdated { .. }
             | Event::ApiKeyRevoked { .. }
+            | Event::ApiKeyRolled { .. }
             | Event::ApiKeyUsed { .. }
             | Event::ApiKeyExpired {} => StreamKind::ApiKey,
         }
@@ -259,6 +288,24 @@ mod tests {
             serde_json::json!({"reason": "leaked", "details": {"url": "https://example.test/a"}})
         );
         assert_eq!(Event::from_stored("ApiKeyRevoked", leaked.payload()).ok(), Some(leaked));
+    }
+
+    #[test]
+    fn a_key_created_before_rolling_existed_still_loads_and_stores_the_same() {
+        let secret = crate::ApiKeySecret::generate();
+        let created = Event::ApiKeyCreated {
+            name: KeyName::parse("Sync").expect("valid"),
+            key_hash: secret.hash(),
+            preview: secret.preview(),
+            scopes: Scopes::parse(&["contacts:read"]).expect("valid"),
+            expires_at: None,
+            allowed_domains: AllowedDomains::any(),
+            created_by: MemberId::new(),
+            replaces: None,
+        };
+        let stored = created.payload();
+        assert!(stored.get("replaces").is_none(), "a fresh key stores no replaces field");
+        assert_eq!(Event::from_stored("ApiKeyCreated", stored).ok(), Some(created));
     }
 
     #[test]

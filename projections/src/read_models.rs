@@ -40,6 +40,15 @@ impl commands::ReadModels for PgReadModels {
         crate::views::keys_past_expiry(conn, now, limit).await
     }
 
+    async fn keys_past_grace(
+        &self,
+        conn: &mut PgConnection,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<(ApiKeyId, FirmId)>, sqlx::Error> {
+        crate::views::keys_past_grace(conn, now, limit).await
+    }
+
     async fn keys_with_hashes(
         &self,
         conn: &mut PgConnection,
@@ -199,11 +208,11 @@ pub async fn apply(conn: &mut PgConnection, e: &RecordedEvent) -> Result<(), sql
                 .execute(&mut *conn)
                 .await?;
         }
-        Event::ApiKeyCreated { name, key_hash, preview, scopes, expires_at, allowed_domains, created_by } => {
+        Event::ApiKeyCreated { name, key_hash, preview, scopes, expires_at, allowed_domains, created_by, replaces } => {
             sqlx::query(
                 "INSERT INTO api_keys (id, firm_id, name, key_hash, preview, scopes, allowed_domains, lifecycle,
-                                       expires_at, created_at, created_by, version)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
+                                       expires_at, created_at, created_by, version, replaces)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING",
             )
             .bind(e.stream_id)
             .bind(firm)
@@ -216,6 +225,18 @@ pub async fn apply(conn: &mut PgConnection, e: &RecordedEvent) -> Result<(), sql
             .bind(at)
             .bind(created_by.as_uuid())
             .bind(e.version)
+            .bind(replaces.map(|id| id.as_uuid()))
+            .execute(&mut *conn)
+            .await?;
+        }
+        Event::ApiKeyRolled { replaced_by, grace_ends_at, .. } => {
+            sqlx::query(
+                "UPDATE api_keys SET replaced_by = $3, grace_ends_at = $4, version = $2 WHERE id = $1 AND version < $2",
+            )
+            .bind(e.stream_id)
+            .bind(e.version)
+            .bind(replaced_by.as_uuid())
+            .bind(grace_ends_at)
             .execute(&mut *conn)
             .await?;
         }
@@ -228,9 +249,11 @@ pub async fn apply(conn: &mut PgConnection, e: &RecordedEvent) -> Result<(), sql
                 .await?;
         }
         Event::ApiKeyRevoked { reason, .. } => {
+            // A rolled key stopped at its grace end, not when the sweeper recorded it.
             sqlx::query(
-                "UPDATE api_keys SET lifecycle = 'revoked', revoked_at = $3, revoked_by = $4, revoke_reason = $5,
-                        version = $2
+                "UPDATE api_keys SET lifecycle = 'revoked',
+                        revoked_at = CASE WHEN $5 = 'rolled' THEN COALESCE(grace_ends_at, $3) ELSE $3 END,
+                        revoked_by = $4, revoke_reason = $5, version = $2
                  WHERE id = $1 AND version < $2",
             )
             .bind(e.stream_id)

@@ -6,7 +6,8 @@
 //! Layout, for a million keys and more: each key is one fixed-size [`KeyRecord`] (104 bytes) in
 //! one vector; two hash tables of `u32` slots find it by the hash of its secret and by its id;
 //! names and previews live in one text arena; firms and creators are `u32` slots into small
-//! vectors; allowed-domain lists, which most keys do not have, sit in a side map. About 150
+//! vectors; allowed-domain lists and what a roll left (the grace end, the successor, the key
+//! replaced), which most keys do not have, sit in side maps that a flag bit guards. About 150
 //! bytes a key in all, and the body of `GET /v1/api-keys/current` comes from here too.
 
 use crate::runner::{Projection, ProjectionError};
@@ -39,15 +40,23 @@ pub struct CachedKey {
     pub revoked: bool,
     /// True once the sweeper has recorded its expiry (an event).
     pub expired_recorded: bool,
+    /// When a roll's grace period ends (it is refused as revoked from that instant, recorded
+    /// or not); `None` unless rolled.
+    pub grace_ends_at: Option<Timestamp>,
     /// Its stream's version as applied here.
     pub version: i32,
 }
 
 impl CachedKey {
-    /// True when the key works at `now`: not revoked, not past its expiry.
-    pub fn is_active_at(&self, now: Timestamp) -> bool {
+    /// The key's status at `now` (the domain's one rule, [`KeyStatus::at`]).
+    pub fn status_at(&self, now: Timestamp) -> KeyStatus {
         let recorded = recorded_status(self.revoked, self.expired_recorded);
-        KeyStatus::at(recorded, self.expires_at, now) == KeyStatus::Active
+        KeyStatus::at(recorded, self.expires_at, self.grace_ends_at, now)
+    }
+
+    /// True when the key works at `now`: not revoked, not past its expiry nor its grace end.
+    pub fn is_active_at(&self, now: Timestamp) -> bool {
+        self.status_at(now) == KeyStatus::Active
     }
 }
 
@@ -103,6 +112,18 @@ const UNUSED: i64 = i64::MIN;
 
 const REVOKED: u8 = 1;
 const EXPIRED_RECORDED: u8 = 2;
+/// The key was rolled: its successor and grace end are in `VerificationState::rolls`.
+const ROLLED: u8 = 4;
+/// The key was rolled from another: that key's id is in `VerificationState::replaces`.
+const REPLACES: u8 = 8;
+
+/// What a roll left on the old key, held beside its record (few keys have one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HeldRoll {
+    replaced_by: Uuid,
+    /// Microseconds, like the record's times.
+    grace_ends_at: i64,
+}
 
 /// One key, fixed-size. Times are microseconds since the epoch (Postgres' precision).
 #[derive(Clone, Debug)]
@@ -122,7 +143,7 @@ struct KeyRecord {
     scopes: PermissionSet,
     name_len: u16,
     preview_len: u8,
-    /// `REVOKED` | `EXPIRED_RECORDED`.
+    /// `REVOKED` | `EXPIRED_RECORDED` | `ROLLED` | `REPLACES`.
     flags: u8,
 }
 
@@ -161,6 +182,10 @@ pub struct VerificationState {
     text: String,
     /// Allowed domains of the keys (by slot) that have any.
     domains: HashMap<u32, AllowedDomains>,
+    /// What a roll left on each rolled key (by slot; flagged `ROLLED`).
+    rolls: HashMap<u32, HeldRoll>,
+    /// The key each rolled-from key replaces (by slot; flagged `REPLACES`).
+    replaces: HashMap<u32, Uuid>,
     /// Members: the ceiling of their keys, and their names.
     members: Vec<CachedMember>,
     /// Member id to slot.
@@ -191,9 +216,18 @@ impl VerificationState {
             expires_at: from_micros(record.expires_at),
             revoked: record.flags & REVOKED != 0,
             expired_recorded: record.flags & EXPIRED_RECORDED != 0,
+            grace_ends_at: self.roll_of(slot, record).and_then(|roll| from_micros(roll.grace_ends_at)),
             version: record.version,
         };
         Some((key, self.ceiling(record)))
+    }
+
+    /// What a roll left on the key in `slot`; the flag spares the lookup for every other key.
+    fn roll_of(&self, slot: u32, record: &KeyRecord) -> Option<HeldRoll> {
+        if record.flags & ROLLED == 0 {
+            return None;
+        }
+        self.rolls.get(&slot).copied()
     }
 
     /// The key `id` as `GET /v1/api-keys/current` shows it, if it is Active at `now` (otherwise
@@ -203,9 +237,12 @@ impl VerificationState {
         let record = &self.keys[slot as usize];
         let expires_at = from_micros(record.expires_at);
         let recorded = recorded_status(record.flags & REVOKED != 0, record.flags & EXPIRED_RECORDED != 0);
-        if KeyStatus::at(recorded, expires_at, now) != KeyStatus::Active {
+        let roll = self.roll_of(slot, record);
+        let grace_ends_at = roll.and_then(|roll| from_micros(roll.grace_ends_at));
+        if KeyStatus::at(recorded, expires_at, grace_ends_at, now) != KeyStatus::Active {
             return None;
         }
+        let replaces = if record.flags & REPLACES == 0 { None } else { self.replaces.get(&slot).copied() };
         let (name, preview) = self.texts(record);
         let creator = &self.members[record.creator as usize];
         let firm = &self.firms[record.firm as usize];
@@ -223,6 +260,9 @@ impl VerificationState {
             revoked_at: None,
             revoked_by: None,
             revocation_reason: None,
+            replaced_by: roll.map(|roll| roll.replaced_by),
+            grace_ends_at,
+            replaces,
         };
         Some(CurrentKey { api_key, firm_id: firm.id, firm_name: firm.name.to_string() })
     }
@@ -245,6 +285,8 @@ impl VerificationState {
             + self.by_id.allocation_size()
             + self.text.capacity()
             + self.domains.capacity() * std::mem::size_of::<(u32, AllowedDomains)>()
+            + self.rolls.capacity() * std::mem::size_of::<(u32, HeldRoll)>()
+            + self.replaces.capacity() * std::mem::size_of::<(u32, Uuid)>()
     }
 
     fn slot_by_hash(&self, hash: &KeyHash) -> Option<u32> {
@@ -323,6 +365,15 @@ impl VerificationState {
         if !new.allowed_domains.is_any() {
             self.domains.insert(slot, new.allowed_domains);
         }
+        let mut flags = new.flags;
+        if let Some(replaces) = new.replaces {
+            self.replaces.insert(slot, replaces);
+            flags |= REPLACES;
+        }
+        if let Some((replaced_by, grace_ends_at)) = new.roll {
+            self.rolls.insert(slot, HeldRoll { replaced_by, grace_ends_at: micros(grace_ends_at) });
+            flags |= ROLLED;
+        }
         self.keys.push(KeyRecord {
             hash: new.hash,
             id: new.id,
@@ -336,7 +387,7 @@ impl VerificationState {
             scopes: new.scopes,
             name_len,
             preview_len,
-            flags: new.flags,
+            flags,
         });
         let keys = &self.keys;
         self.by_hash.insert_unique(hash_of(&new.hash), slot, |&s| hash_of(&keys[s as usize].hash));
@@ -428,7 +479,16 @@ impl VerificationState {
             Event::InvitationAccepted {} | Event::MemberSignInThrottled { .. } => {
                 self.update_member(e, &applies, |_| {})
             }
-            Event::ApiKeyCreated { name, key_hash, preview, scopes, expires_at, allowed_domains, created_by } => {
+            Event::ApiKeyCreated {
+                name,
+                key_hash,
+                preview,
+                scopes,
+                expires_at,
+                allowed_domains,
+                created_by,
+                replaces,
+            } => {
                 self.insert_key(NewKey {
                     id: e.stream_id,
                     hash: *key_hash,
@@ -442,8 +502,16 @@ impl VerificationState {
                     created_at: e.metadata.occurred_at,
                     last_used_at: None,
                     flags: 0,
+                    replaces: replaces.map(|id| id.as_uuid()),
+                    roll: None,
                     version: e.version,
                 });
+            }
+            Event::ApiKeyRolled { replaced_by, grace_ends_at, .. } => {
+                if let Some(slot) = self.update_key(e, &applies, |k| k.flags |= ROLLED) {
+                    let roll = HeldRoll { replaced_by: replaced_by.as_uuid(), grace_ends_at: micros(*grace_ends_at) };
+                    self.rolls.insert(slot, roll);
+                }
             }
             Event::ApiKeyDomainsUpdated { after, .. } => {
                 if let Some(slot) = self.update_key(e, &applies, |_| {}) {
@@ -543,7 +611,7 @@ impl VerificationState {
         {
             let mut rows = sqlx::query_as::<_, KeyRow>(
                 "SELECT id, firm_id, created_by, key_hash, name, preview, scopes, allowed_domains, expires_at,
-                        created_at, last_used_at, lifecycle, version
+                        created_at, last_used_at, lifecycle, version, replaced_by, grace_ends_at, replaces
                  FROM api_keys",
             )
             .fetch(&mut *tx);
@@ -582,6 +650,10 @@ struct NewKey<'a> {
     created_at: Timestamp,
     last_used_at: Option<Timestamp>,
     flags: u8,
+    /// The key it was rolled from.
+    replaces: Option<Uuid>,
+    /// Its successor and grace end, once rolled.
+    roll: Option<(Uuid, Timestamp)>,
     version: i32,
 }
 
@@ -591,6 +663,7 @@ pub async fn load_key(pool: &PgPool, hash: &KeyHash) -> Result<Option<(CachedKey
     let row: Option<KeyWithCreatorRow> = sqlx::query_as(
         "SELECT k.id, k.firm_id, k.created_by, k.key_hash, k.name, k.preview, k.scopes, k.allowed_domains,
                 k.expires_at, k.created_at, k.last_used_at, k.lifecycle, k.version,
+                k.replaced_by, k.grace_ends_at, k.replaces,
                 m.role AS creator_role, m.status AS creator_status, rp.permissions AS creator_permissions
          FROM api_keys k
          JOIN members m ON m.id = k.created_by
@@ -617,6 +690,7 @@ pub async fn load_key(pool: &PgPool, hash: &KeyHash) -> Result<Option<(CachedKey
             expires_at: new.expires_at,
             revoked: new.flags & REVOKED != 0,
             expired_recorded: new.flags & EXPIRED_RECORDED != 0,
+            grace_ends_at: new.roll.map(|(_, end)| end),
             version: new.version,
         };
         (key, creator_permissions)
@@ -647,6 +721,9 @@ struct KeyRow {
     last_used_at: Option<Timestamp>,
     lifecycle: String,
     version: i32,
+    replaced_by: Option<Uuid>,
+    grace_ends_at: Option<Timestamp>,
+    replaces: Option<Uuid>,
 }
 
 impl KeyRow {
@@ -670,6 +747,8 @@ impl KeyRow {
                 "expired" => EXPIRED_RECORDED,
                 _ => 0,
             },
+            replaces: self.replaces,
+            roll: self.replaced_by.zip(self.grace_ends_at),
             version: self.version,
         })
     }
@@ -786,6 +865,7 @@ mod tests {
             expires_at,
             allowed_domains: AllowedDomains::any(),
             created_by: by,
+            replaces: None,
         }
     }
 
@@ -934,5 +1014,34 @@ mod tests {
     fn a_key_record_stays_small() {
         // The per-key budget (docs/benchmarks.md): the record is most of it.
         assert!(std::mem::size_of::<KeyRecord>() <= 104, "{}", std::mem::size_of::<KeyRecord>());
+    }
+
+    #[test]
+    fn a_rolled_key_verifies_until_its_grace_ends_and_its_successor_names_it() {
+        let (mut log, admin, hash, key) = firm_with_admin_key();
+        let successor = ApiKeySecret::generate();
+        let new_id = Uuid::now_v7();
+        let mut created = created(&successor, "Intake sync", "contacts:write", None, admin);
+        if let Event::ApiKeyCreated { replaces, .. } = &mut created {
+            *replaces = Some(domain::ApiKeyId::from_uuid(key));
+        }
+        log.apply(new_id, 1, created);
+        let end = at("2026-11-28T01:00:00Z");
+        let rolled = Event::ApiKeyRolled {
+            replaced_by: domain::ApiKeyId::from_uuid(new_id),
+            replaced_by_preview: successor.preview(),
+            grace_ends_at: end,
+        };
+        log.apply(key, 2, rolled);
+        let (old, _) = log.state.key(&hash).expect("cached");
+        assert_eq!(old.grace_ends_at, Some(end));
+        assert!(old.is_active_at(at("2026-11-28T00:59:59.999Z")));
+        assert_eq!(old.status_at(end), KeyStatus::Revoked, "refused as revoked from the instant, unrecorded");
+        let current = log.state.current_key(key, at("2026-11-28T00:00:00Z")).expect("in its grace period");
+        assert_eq!((current.api_key.replaced_by, current.api_key.grace_ends_at), (Some(new_id), Some(end)));
+        assert!(log.state.current_key(key, end).is_none());
+        let new = log.state.current_key(new_id, end).expect("the successor works");
+        assert_eq!(new.api_key.replaces, Some(key));
+        assert_eq!(log.state.key(&successor.hash()).expect("cached").0.grace_ends_at, None);
     }
 }

@@ -3,6 +3,7 @@
 use crate::page::{Page, PageRequest};
 use chrono::{DateTime, Utc};
 use domain::api_key::KeyStatus;
+use domain::events::RevocationReason;
 use domain::{ApiKeyId, FirmId, KeyHash, MemberId, Role};
 use serde::{Serialize, Serializer};
 use sqlx::postgres::PgRow;
@@ -65,27 +66,37 @@ pub struct ApiKeyView {
     /// Who revoked it (null when the service did, e.g. the creator was removed).
     #[schema(required = true)]
     pub revoked_by: Option<MemberRef>,
-    /// Why it was revoked: `revoked_by_member`, `creator_removed`, or `leaked` (a secret scanner
-    /// reported it found in public); null unless revoked.
+    /// Why it was revoked: `revoked_by_member`, `creator_removed`, `leaked` (a secret scanner
+    /// reported it found in public) or `rolled` (its grace period ended); null unless revoked.
     #[schema(required = true, schema_with = revocation_reason_schema)]
     pub revocation_reason: Option<String>,
+    /// The key that took over when this one was rolled; null unless rolled.
+    #[schema(required = true)]
+    pub replaced_by: Option<Uuid>,
+    /// The instant a rolled key stops working (it is `revoked` from then); null unless rolled.
+    #[serde(serialize_with = "optional_time")]
+    #[schema(required = true, value_type = Option<String>, format = DateTime)]
+    pub grace_ends_at: Option<DateTime<Utc>>,
+    /// The key this one was rolled from; null for a key created afresh.
+    #[schema(required = true)]
+    pub replaces: Option<Uuid>,
 }
 
 fn revocation_reason_schema() -> utoipa::openapi::schema::OneOfBuilder {
     use domain::events::RevocationReason;
     use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
-    let reasons = [RevocationReason::RevokedByMember, RevocationReason::CreatorRemoved, RevocationReason::Leaked];
     OneOfBuilder::new()
-        .item(domain::schema::string_enum(reasons.map(RevocationReason::as_str)))
+        .item(domain::schema::string_enum(RevocationReason::ALL.map(RevocationReason::as_str)))
         .item(ObjectBuilder::new().schema_type(Type::Null))
         .description(Some(
-            "Why it was revoked: `leaked` when a secret scanner reported it found in public; null unless revoked.",
+            "Why it was revoked: `leaked` when a secret scanner reported it found in public, `rolled` when it was \
+             rolled and its grace period ended; null unless revoked.",
         ))
 }
 
 const SELECT_KEYS: &str = "SELECT k.id, k.name, k.preview, k.scopes, k.allowed_domains, k.lifecycle, k.last_used_at,
         k.expires_at, k.created_at, k.created_by, c.name AS created_by_name, k.revoked_at, k.revoked_by,
-        r.name AS revoked_by_name, k.revoke_reason
+        r.name AS revoked_by_name, k.revoke_reason, k.replaced_by, k.grace_ends_at, k.replaces
      FROM api_keys k
      JOIN members c ON c.id = k.created_by
      LEFT JOIN members r ON r.id = k.revoked_by";
@@ -95,9 +106,15 @@ fn key_from_row(row: &PgRow, now: DateTime<Utc>) -> Result<ApiKeyView, sqlx::Err
     let expires_at: Option<DateTime<Utc>> = row.try_get("expires_at")?;
     let recorded = KeyStatus::parse(&lifecycle)
         .ok_or_else(|| sqlx::Error::Decode(format!("unknown key lifecycle {lifecycle}").into()))?;
-    let status = KeyStatus::at(recorded, expires_at, now);
+    let grace_ends_at: Option<DateTime<Utc>> = row.try_get("grace_ends_at")?;
+    let status = KeyStatus::at(recorded, expires_at, grace_ends_at, now);
     let revoked_by: Option<Uuid> = row.try_get("revoked_by")?;
     let revoked_by_name: Option<String> = row.try_get("revoked_by_name")?;
+    // Revoked by its grace end but not recorded yet: shown as the sweeper will record it.
+    let (revoked_at, revocation_reason) = match (recorded, status) {
+        (KeyStatus::Active, KeyStatus::Revoked) => (grace_ends_at, Some(RevocationReason::Rolled.as_str().to_owned())),
+        _ => (row.try_get("revoked_at")?, row.try_get("revoke_reason")?),
+    };
     Ok(ApiKeyView {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -109,9 +126,12 @@ fn key_from_row(row: &PgRow, now: DateTime<Utc>) -> Result<ApiKeyView, sqlx::Err
         expires_at,
         created_at: row.try_get("created_at")?,
         created_by: MemberRef { id: row.try_get("created_by")?, name: row.try_get("created_by_name")? },
-        revoked_at: row.try_get("revoked_at")?,
+        revoked_at,
         revoked_by: revoked_by.zip(revoked_by_name).map(|(id, name)| MemberRef { id, name }),
-        revocation_reason: row.try_get("revoke_reason")?,
+        revocation_reason,
+        replaced_by: row.try_get("replaced_by")?,
+        grace_ends_at,
+        replaces: row.try_get("replaces")?,
     })
 }
 
@@ -138,11 +158,37 @@ pub fn key_status_is(status: KeyStatus, table: &str, now: &str) -> String {
     // serves it (the sweeper's query), and false rather than NULL for a key that never expires.
     let lapsed =
         format!("({table}.lifecycle = 'active' AND {table}.expires_at IS NOT NULL AND {table}.expires_at <= {now})");
+    // Recorded Active, rolled, and past the grace end, which came no later than the expiry (the
+    // first to pass decides): Revoked. Served by `api_keys_grace_ending`; never NULL either.
+    let graced = format!(
+        "({table}.lifecycle = 'active' AND {table}.grace_ends_at IS NOT NULL AND {table}.grace_ends_at <= {now}
+          AND ({table}.expires_at IS NULL OR {table}.grace_ends_at <= {table}.expires_at))"
+    );
     match status {
-        KeyStatus::Active => format!("({table}.lifecycle = 'active' AND NOT {lapsed})"),
-        KeyStatus::Expired => format!("({table}.lifecycle = 'expired' OR {lapsed})"),
-        KeyStatus::Revoked => format!("({table}.lifecycle = 'revoked')"),
+        KeyStatus::Active => format!("({table}.lifecycle = 'active' AND NOT {lapsed} AND NOT {graced})"),
+        KeyStatus::Expired => format!("({table}.lifecycle = 'expired' OR ({lapsed} AND NOT {graced}))"),
+        KeyStatus::Revoked => format!("({table}.lifecycle = 'revoked' OR {graced})"),
     }
+}
+
+/// Keys recorded Active whose roll's grace period has ended at `now` (Revoked now), soonest end
+/// first, at most `limit`: what the sweeper records as revoked, reason `rolled`.
+pub async fn keys_past_grace(
+    conn: &mut sqlx::PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(ApiKeyId, FirmId)>, sqlx::Error> {
+    let revoked = key_status_is(KeyStatus::Revoked, "k", "$1");
+    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(&format!(
+        "SELECT k.id, k.firm_id FROM api_keys k
+         WHERE k.lifecycle = 'active' AND k.grace_ends_at IS NOT NULL AND {revoked}
+         ORDER BY k.grace_ends_at LIMIT $2"
+    ))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(key, firm)| (ApiKeyId::from_uuid(key), FirmId::from_uuid(firm))).collect())
 }
 
 /// Keys recorded Active whose expiry has passed at `now`, soonest expiry first, at most `limit`:

@@ -1,11 +1,12 @@
-//! The API keys page: list, create (the secret shown once), get, edit allowed domains, revoke.
+//! The API keys page: list, create (the secret shown once), get, edit allowed domains, revoke,
+//! roll (the new secret shown once).
 
 use crate::app::AppState;
 use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, ListQuery, ManagesApiKeys, PageParams, PathId, Permitted, RequestId};
 use crate::openapi::{problems, JSON_BODY, KEY_CREDENTIALS, LIST, SESSION};
-use crate::requests::{AllowedDomainsRequest, CreateApiKeyRequest};
+use crate::requests::{AllowedDomainsRequest, CreateApiKeyRequest, RollRequest};
 use crate::response::{json, no_store};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -32,6 +33,7 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(show))
         .routes(routes!(update_allowed_domains))
         .routes(routes!(revoke))
+        .routes(routes!(roll))
 }
 
 /// The filter of `GET /v1/api-keys`, as documented (read by [`ListQuery`]).
@@ -49,6 +51,19 @@ pub struct CreatedKeyResponse {
     /// The whole secret (`esq_` + 32 + 6 base62 characters), shown this once.
     #[schema(pattern = "^esq_[0-9A-Za-z]{38}$")]
     secret: String,
+}
+
+/// `POST /v1/api-keys/{id}/roll`'s answer: the new key with its secret (shown this once), and
+/// the old key as it now stands (`replaced_by`, `grace_ends_at`).
+#[derive(Serialize, ToSchema)]
+pub struct RolledKeyResponse {
+    /// The new key (`replaces` names the old one).
+    api_key: ApiKeyView,
+    /// The new key's whole secret, shown this once.
+    #[schema(pattern = "^esq_[0-9A-Za-z]{38}$")]
+    secret: String,
+    /// The old key: Active until `grace_ends_at`, Revoked from then (at once for a grace of 0).
+    replaces: ApiKeyView,
 }
 
 /// `GET /v1/api-keys/current`'s answer, serialized straight from its parts (no JSON tree: this
@@ -98,6 +113,20 @@ problems!(
     RevokeProblems = [
         SESSION,
         &[ApiError::PermissionDenied, ApiError::NotFound, ApiError::ApiKeyNotActive("revoked"), ApiError::Conflict]
+    ]
+);
+problems!(
+    /// What rolling a key can answer besides success.
+    RollProblems = [
+        SESSION,
+        JSON_BODY,
+        &[
+            ApiError::PermissionDenied,
+            ApiError::NotFound,
+            ApiError::ApiKeyNotActive("revoked"),
+            ApiError::ApiKeyAlreadyRolled,
+            ApiError::Conflict
+        ]
     ]
 );
 problems!(
@@ -232,6 +261,38 @@ async fn revoke(
 ) -> ApiResult<Response> {
     let key = state.commands.revoke_api_key(&me, id, request_id, key_read_back(&me)).await?;
     Ok(json(StatusCode::OK, &key))
+}
+
+/// Rolls an Active key: a new key with the same name, scopes, allowed domains and expiry,
+/// created by the caller (under the caller's role), working on every node when this answers;
+/// the old key keeps working until its grace period ends and is Revoked from that instant.
+#[utoipa::path(
+    post,
+    path = "/v1/api-keys/{id}/roll",
+    operation_id = "roll_api_key",
+    tag = "api_keys",
+    security(("member_session" = [])),
+    params(("id" = Uuid, Path, description = "The key to roll.")),
+    request_body = RollRequest,
+    responses(
+        (status = 201, description = "The new key and its secret, shown once, and the old key.",
+            body = RolledKeyResponse,
+            headers(("Cache-Control" = String, description = "`no-store`: the body holds the secret."))),
+        RollProblems,
+    )
+)]
+async fn roll(
+    State(state): State<Arc<AppState>>,
+    me: Permitted<ManagesApiKeys>,
+    RequestId(request_id): RequestId,
+    PathId(id): PathId<ApiKeyId>,
+    JsonBody(request): JsonBody<RollRequest>,
+) -> ApiResult<Response> {
+    let grace = request.parse()?;
+    let (created, new_key, old_key) =
+        state.commands.roll_api_key(&me, id, grace, request_id, key_read_back(&me)).await?;
+    let body = RolledKeyResponse { api_key: new_key, secret: created.secret.expose().to_owned(), replaces: old_key };
+    Ok(no_store(json(StatusCode::CREATED, &body)))
 }
 
 /// The key making the request, its firm, and what it may do now. Needs no scope. The cheapest

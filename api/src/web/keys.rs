@@ -1,5 +1,6 @@
 //! The API keys page (`/settings/developers`): the keys table, and the dialogs to create a key
-//! (and copy it once), edit its allowed domains and revoke it. The dialogs send their commands
+//! (and copy it once), edit its allowed domains, revoke it and roll it (then copy the new one
+//! once). The dialogs send their commands
 //! to the `/v1/api-keys` routes from `assets/keys.js`.
 
 use super::layout::{app_page, no_access, Nav, Shell};
@@ -79,6 +80,7 @@ pub async fn page(
         (copy_dialog())
         (domains_dialog())
         (revoke_dialog())
+        (roll_dialog())
     };
     Ok(html(StatusCode::OK, app_page(&shell, Nav::ApiKeys, "API keys", Some("keys.js"), content)))
 }
@@ -103,6 +105,16 @@ fn empty_state(status: Option<KeyStatus>) -> Markup {
 
 /// The revocation reason of a key a secret scanner reported found in public.
 const LEAKED: &str = domain::events::RevocationReason::Leaked.as_str();
+const ROLLED: &str = domain::events::RevocationReason::Rolled.as_str();
+
+/// The grace periods the Roll dialog offers (the API takes any from 0 to 7 days), with the
+/// one checked first: a day covers a deploy without leaving the old secret alive for long.
+const GRACE_CHOICES: [(u32, &str, bool); 4] = [
+    (0, "Now: the old key stops working at once", false),
+    (3_600, "In 1 hour", false),
+    (86_400, "In 24 hours", true),
+    (604_800, "In 7 days", false),
+];
 
 fn status_words(status: KeyStatus) -> &'static str {
     match status {
@@ -170,6 +182,15 @@ fn row(key: &ApiKeyView, zone: FirmTimeZone) -> Markup {
                 @if key.status == KeyStatus::Revoked && key.revocation_reason.as_deref() == Some(LEAKED) {
                     span class="status-note" { "Leaked: a secret scanner found it in public" }
                 }
+                @if key.status == KeyStatus::Revoked && key.revocation_reason.as_deref() == Some(ROLLED) {
+                    span class="status-note" { "Rolled: replaced by a new key" }
+                }
+                @if let (KeyStatus::Active, Some(end)) = (key.status, &key.grace_ends_at) {
+                    span class="status-note" {
+                        "Rolled: stops working "
+                        time datetime=(text::iso(end)) { (text::date_time(end, zone)) }
+                    }
+                }
             }
             td data-label="Last used" {
                 @match &key.last_used_at {
@@ -201,6 +222,11 @@ fn row(key: &ApiKeyView, zone: FirmTimeZone) -> Markup {
                                 "..."
                             }
                             div class="menu" role="menu" id=(format!("menu-{id}")) aria-label=(format!("Actions for {}", key.name)) hidden {
+                                // A key in its grace period is rolled already: its successor is the one to roll.
+                                @if key.replaced_by.is_none() {
+                                    button type="button" role="menuitem" class="menu-item" data-roll
+                                        data-key-id=(id) data-key-name=(key.name) { "Roll" }
+                                }
                                 button type="button" role="menuitem" class="menu-item menu-item-danger" data-revoke
                                     data-key-id=(id) data-key-name=(key.name) { "Revoke" }
                             }
@@ -360,6 +386,34 @@ fn revoke_dialog() -> Markup {
                 div class="dialog-actions" {
                     button type="button" class="button" data-close { "Cancel" }
                     button type="submit" class="button button-danger" { "Revoke key" }
+                }
+            }
+        }
+    }
+}
+
+fn roll_dialog() -> Markup {
+    markup! {
+        dialog class="dialog" id="roll-dialog" aria-labelledby="roll-title" aria-describedby="roll-explained" {
+            form class="stack" method="dialog" data-roll-form {
+                h2 id="roll-title" { "Roll API key" }
+                div class="form-error" role="alert" data-form-error hidden {}
+                p id="roll-explained" {
+                    "Rolling " strong data-key-name {} " creates a new key with the same name, scopes, allowed domains and expiry, and shows it once. Put the new key in place, then let the old one stop."
+                }
+                fieldset class="field" {
+                    legend { "The old key stops working" }
+                    @for (seconds, words, checked) in GRACE_CHOICES {
+                        label class="check" {
+                            input type="radio" name="grace_period_seconds" value=(seconds) checked[checked];
+                            (words)
+                        }
+                    }
+                    (field_error("roll-grace-error", "grace_period_seconds"))
+                }
+                div class="dialog-actions" {
+                    button type="button" class="button" data-close { "Cancel" }
+                    button type="submit" class="button button-primary" { "Roll key" }
                 }
             }
         }

@@ -38,7 +38,7 @@ pub const TABLES: &str = "audit_log, audit_chain_heads";
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Every action an entry can record, for the `action` filter.
-pub const ACTIONS: [&str; 11] = [
+pub const ACTIONS: [&str; 12] = [
     "firm.created",
     "member.joined",
     "member.invited",
@@ -49,6 +49,7 @@ pub const ACTIONS: [&str; 11] = [
     "api_key.created",
     "api_key.domains_updated",
     "api_key.revoked",
+    "api_key.rolled",
     "api_key.expired",
 ];
 
@@ -211,19 +212,38 @@ fn draft(e: &RecordedEvent) -> Option<Draft> {
             draft("member.sign_in_throttled", "member", None, json!({ "failures": failures }))
         }
         // The key's hash (`key_hash`) is deliberately left out: no entry holds a secret or its hash.
-        Event::ApiKeyCreated { name, preview, scopes, expires_at, allowed_domains, key_hash: _, created_by: _ } => {
-            draft(
-                "api_key.created",
-                "api_key",
-                Some(name.as_str().to_owned()),
-                json!({
-                    "scopes": scopes.as_set().names(),
-                    "expires_at": expires_at.as_ref().map(domain::format_time),
-                    "allowed_domains": allowed_domains.to_strings(),
-                    "preview": preview.as_str(),
-                }),
-            )
+        Event::ApiKeyCreated {
+            name,
+            preview,
+            scopes,
+            expires_at,
+            allowed_domains,
+            replaces,
+            key_hash: _,
+            created_by: _,
+        } => {
+            let mut shown = json!({
+                "scopes": scopes.as_set().names(),
+                "expires_at": expires_at.as_ref().map(domain::format_time),
+                "allowed_domains": allowed_domains.to_strings(),
+                "preview": preview.as_str(),
+            });
+            // A key rolled from another names it; a key created afresh keeps the four fields.
+            if let (Some(replaces), Some(fields)) = (replaces, shown.as_object_mut()) {
+                fields.insert("replaces".into(), json!(replaces));
+            }
+            draft("api_key.created", "api_key", Some(name.as_str().to_owned()), shown)
         }
+        Event::ApiKeyRolled { replaced_by, replaced_by_preview, grace_ends_at } => draft(
+            "api_key.rolled",
+            "api_key",
+            None,
+            json!({
+                "replaced_by": replaced_by,
+                "replaced_by_preview": replaced_by_preview.as_str(),
+                "grace_ends_at": domain::format_time(grace_ends_at),
+            }),
+        ),
         Event::ApiKeyDomainsUpdated { before, after } => draft(
             "api_key.domains_updated",
             "api_key",
@@ -576,6 +596,7 @@ mod tests {
             expires_at: None,
             allowed_domains: domain::AllowedDomains::any(),
             created_by: domain::MemberId::new(),
+            replaces: None,
         });
         let details = draft(&created).unwrap().details;
         let text = details.to_string();
