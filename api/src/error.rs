@@ -113,6 +113,10 @@ pub enum ApiError {
     /// account or from the address make further attempts wait.
     #[error("too many failed attempts; try again in {} seconds", retry_after_seconds(*.0))]
     TooManyAttempts(std::time::Duration),
+    /// 429 `rate_limited`, with `Retry-After` (whole seconds until the key's window ends): the
+    /// key has used its rate limit for the current window.
+    #[error("this API key has used its rate limit; try again in {0} seconds")]
+    RateLimited(u64),
     /// 503 `service_unavailable`, with `Retry-After`.
     #[error("the service is temporarily unavailable; try again shortly")]
     Unavailable,
@@ -159,6 +163,7 @@ impl ApiError {
             UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
@@ -167,7 +172,7 @@ impl ApiError {
 
 /// Every variant once, in declaration order: what the OpenAPI document lists as the codes.
 /// [`ApiError::position`] matches exhaustively, so a new variant cannot be left out unnoticed.
-pub const EVERY: [ApiError; 35] = [
+pub const EVERY: [ApiError; 36] = [
     ApiError::Malformed(String::new()),
     ApiError::InvalidQuery(String::new()),
     ApiError::InvalidCredentials,
@@ -201,6 +206,7 @@ pub const EVERY: [ApiError; 35] = [
     ApiError::UnsupportedMediaType,
     ApiError::Validation(Vec::new()),
     ApiError::TooManyAttempts(std::time::Duration::ZERO),
+    ApiError::RateLimited(0),
     ApiError::Unavailable,
     ApiError::Internal,
 ];
@@ -243,8 +249,9 @@ impl ApiError {
             UnsupportedMediaType => 30,
             Validation(_) => 31,
             TooManyAttempts(_) => 32,
-            Unavailable => 33,
-            Internal => 34,
+            RateLimited(_) => 33,
+            Unavailable => 34,
+            Internal => 35,
         }
     }
 
@@ -272,6 +279,10 @@ impl ApiError {
             ApiError::TooManyAttempts(_) => "too many failed sign-ins for this account or from this address; \
                  try again after `Retry-After` seconds (the wait doubles with each further failure, up to 15 \
                  minutes)"
+                .into(),
+            ApiError::RateLimited(_) => "the API key has used its rate limit for the current window; try again after \
+                 `Retry-After` seconds, when the next window begins (the `RateLimit` header says how many requests \
+                 are left and when the window ends)"
                 .into(),
             other => other.to_string(),
         }
@@ -348,8 +359,14 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        if let ApiError::TooManyAttempts(wait) = self {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds(wait)));
+        match self {
+            ApiError::TooManyAttempts(wait) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds(wait)));
+            }
+            ApiError::RateLimited(seconds) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            }
+            _ => {}
         }
         response
     }

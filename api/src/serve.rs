@@ -7,6 +7,7 @@ use commands::relay::{Relay, RelayStatus};
 use commands::usage::UsageRecorder;
 use commands::{Commands, EventLog};
 use projections::cluster::Cluster;
+use projections::rate_limits::RateLimiter;
 use projections::read_models::PgReadModels;
 use projections::runner::{ProjectionStatus, Runner};
 use projections::verification::{SharedVerification, VerificationProjection, VerificationState};
@@ -153,6 +154,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         verification_status.clone(),
         relay_wake.clone(),
     ));
+    let rate_limiter = {
+        let cluster = cluster.clone();
+        RateLimiter::new(nats.clone(), &names, move || cluster.known_nodes())
+    };
     let log = EventLog::new(pool.clone(), Arc::new(PgReadModels), cluster.clone(), relay_wake);
     let relay_status = Arc::new(RelayStatus::default());
     let relay = Relay {
@@ -183,6 +188,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         verification,
         verification_status,
         usage: Arc::new(UsageRecorder::default()),
+        rate_limiter,
         request_deadline: Duration::from_millis(settings.request_deadline_ms.max(1)),
         secret_scanning,
     });
@@ -228,6 +234,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         let interval = Duration::from_millis(settings.usage_flush_ms.max(1));
         tasks.spawn(async move {
             state.usage.run(&state.commands, interval, shutdown).await;
+            Ok(())
+        });
+    }
+    {
+        let (limiter, shutdown) = (state.rate_limiter.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            limiter.run(shutdown).await;
             Ok(())
         });
     }

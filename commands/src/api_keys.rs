@@ -11,7 +11,7 @@ use crate::Commands;
 use domain::api_key::{self, ApiKeyCommand, GracePeriod};
 use domain::events::RevocationReason;
 use domain::names::KeyName;
-use domain::{AllowedDomains, ApiKeyId, ApiKeySecret, Permission, Scopes, Timestamp};
+use domain::{AllowedDomains, ApiKeyId, ApiKeySecret, Permission, RateLimit, Scopes, Timestamp};
 
 /// A key as its creator asked for it, every field parsed. The scopes are checked against the
 /// creator's permissions by the command ([`domain::api_key::decide`]).
@@ -22,6 +22,8 @@ pub struct NewApiKey {
     pub expires_at: Option<Timestamp>,
     /// Empty allows any domain.
     pub allowed_domains: AllowedDomains,
+    /// `None` for a key without a rate limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A key just created. The secret is here and nowhere else, ever.
@@ -43,7 +45,7 @@ impl Commands {
     ) -> Result<(CreatedApiKey, T), CommandError> {
         by.require(Permission::ApiKeys)?;
         let at = now();
-        let NewApiKey { name, scopes, expires_at, allowed_domains } = key;
+        let NewApiKey { name, scopes, expires_at, allowed_domains, rate_limit } = key;
         let id = ApiKeyId::new();
         let secret = ApiKeySecret::generate();
         let events = api_key::decide(
@@ -55,6 +57,7 @@ impl Commands {
                 scopes,
                 expires_at,
                 allowed_domains,
+                rate_limit,
                 created_by: by.member_id,
                 creator_permissions: by.permissions,
                 replaces: None,
@@ -84,6 +87,19 @@ impl Commands {
     ) -> Result<T, CommandError> {
         by.require(Permission::ApiKeys)?;
         self.change_api_key(by, id, ApiKeyCommand::UpdateDomains { allowed_domains }, request_id, read_back).await
+    }
+
+    /// Sets, changes or removes (`None`) an Active key's rate limit, and reads the key back.
+    pub async fn update_rate_limit<T, R: ReadBack<ApiKeyId, T>>(
+        &self,
+        by: &SignedInMember,
+        id: ApiKeyId,
+        rate_limit: Option<RateLimit>,
+        request_id: Option<String>,
+        read_back: R,
+    ) -> Result<T, CommandError> {
+        by.require(Permission::ApiKeys)?;
+        self.change_api_key(by, id, ApiKeyCommand::UpdateRateLimit { rate_limit }, request_id, read_back).await
     }
 
     /// Revokes an Active key, for good, and reads it back.

@@ -208,11 +208,23 @@ pub async fn apply(conn: &mut PgConnection, e: &RecordedEvent) -> Result<(), sql
                 .execute(&mut *conn)
                 .await?;
         }
-        Event::ApiKeyCreated { name, key_hash, preview, scopes, expires_at, allowed_domains, created_by, replaces } => {
+        Event::ApiKeyCreated {
+            name,
+            key_hash,
+            preview,
+            scopes,
+            expires_at,
+            allowed_domains,
+            created_by,
+            replaces,
+            rate_limit,
+        } => {
             sqlx::query(
                 "INSERT INTO api_keys (id, firm_id, name, key_hash, preview, scopes, allowed_domains, lifecycle,
-                                       expires_at, created_at, created_by, version, replaces)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING",
+                                       expires_at, created_at, created_by, version, replaces, rate_limit,
+                                       rate_limit_window_seconds)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $10, $11, $12, $13, $14)
+                 ON CONFLICT (id) DO NOTHING",
             )
             .bind(e.stream_id)
             .bind(firm)
@@ -226,6 +238,20 @@ pub async fn apply(conn: &mut PgConnection, e: &RecordedEvent) -> Result<(), sql
             .bind(created_by.as_uuid())
             .bind(e.version)
             .bind(replaces.map(|id| id.as_uuid()))
+            .bind(rate_limit.map(|l| l.limit() as i32))
+            .bind(rate_limit.map(|l| l.window_seconds() as i32))
+            .execute(&mut *conn)
+            .await?;
+        }
+        Event::ApiKeyRateLimitUpdated { after, .. } => {
+            sqlx::query(
+                "UPDATE api_keys SET rate_limit = $3, rate_limit_window_seconds = $4, version = $2
+                 WHERE id = $1 AND version < $2",
+            )
+            .bind(e.stream_id)
+            .bind(e.version)
+            .bind(after.map(|l| l.limit() as i32))
+            .bind(after.map(|l| l.window_seconds() as i32))
             .execute(&mut *conn)
             .await?;
         }

@@ -526,6 +526,7 @@ async fn direct_probe(
                 expires_at: None,
                 allowed_domains: AllowedDomains::parse(&["start.example"])
                     .map_err(|e| anyhow::anyhow!("start.example does not parse: {e:?}"))?,
+                rate_limit: None,
             };
             let (created, ()) = commands
                 .create_api_key(owner, key, None, read_back::nothing)
