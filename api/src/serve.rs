@@ -162,7 +162,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let relay_status = Arc::new(RelayStatus::default());
     let relay = Relay {
         pool: pool.clone(),
-        jetstream: async_nats::jetstream::new(nats.clone()),
+        nats: nats.clone(),
         names: names.clone(),
         wake: log.commit_signal(),
         status: relay_status.clone(),

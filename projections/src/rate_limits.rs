@@ -24,6 +24,7 @@ use commands::nats::NatsNames;
 use domain::rate_limit::{RateLimit, Window};
 use domain::Timestamp;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Notify, OnceCell};
@@ -68,6 +69,17 @@ pub struct RateLimiter {
     quotas: Mutex<HashMap<Uuid, Arc<Quota>>>,
     /// How many nodes there are, for the fallback share (this one and the peers it knows).
     nodes: Box<dyn Fn() -> usize + Send + Sync>,
+    /// Requests refused for their key's limit, for `/metrics`.
+    pub refused: AtomicU64,
+    /// Reservations taken from the shared count (one compare-and-set each, or a few when other
+    /// nodes got there first), for `/metrics`.
+    pub reservations: AtomicU64,
+    /// Windows counted on this node's own share because the shared count could not be
+    /// reached, for `/metrics` (each logged).
+    pub fallbacks: AtomicU64,
+    /// `fallbacks` when a reservation last succeeded: the next fallback starts an outage and is
+    /// logged, the ones after it are not.
+    said_fallback: AtomicU64,
 }
 
 /// One key's quota on this node.
@@ -163,6 +175,10 @@ impl RateLimiter {
             store: OnceCell::new(),
             quotas: Mutex::new(HashMap::new()),
             nodes: Box::new(nodes),
+            refused: AtomicU64::new(0),
+            reservations: AtomicU64::new(0),
+            fallbacks: AtomicU64::new(0),
+            said_fallback: AtomicU64::new(0),
         })
     }
 
@@ -188,6 +204,7 @@ impl RateLimiter {
                     return status(&state, limit, window, now, true);
                 }
                 if state.exhausted(limit) {
+                    self.refused.fetch_add(1, Ordering::Relaxed);
                     return status(&state, limit, window, now, false);
                 }
                 if state.reserving {
@@ -265,6 +282,8 @@ impl RateLimiter {
                 };
                 match outcome {
                     Some(Reservation::Took { took, count, revision }) => {
+                        self.reservations.fetch_add(1, Ordering::Relaxed);
+                        self.said_fallback.store(self.fallbacks.load(Ordering::Relaxed), Ordering::Relaxed);
                         state.granted += took;
                         state.counter = Some((count, revision));
                         state.next_chunk = (chunk * 2).min(share_left(count));
@@ -272,6 +291,15 @@ impl RateLimiter {
                     Some(Reservation::Exhausted { count, revision }) => state.counter = Some((count, revision)),
                     None => {
                         let nodes = (self.nodes)().max(1) as u64;
+                        // Said once per outage, not once per key and window.
+                        if self.fallbacks.fetch_add(1, Ordering::Relaxed) == self.said_fallback.load(Ordering::Relaxed)
+                        {
+                            tracing::warn!(
+                                api_key_id = %key, nodes,
+                                "the shared rate-limit counts cannot be reached (NATS); each limited key counts its \
+                                 own share of its limit on this node until they can"
+                            );
+                        }
                         state.fallback = true;
                         state.granted = state.granted.max(u64::from(limit.limit()) / nodes);
                     }
