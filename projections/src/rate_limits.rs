@@ -25,7 +25,7 @@ use domain::rate_limit::{RateLimit, Window};
 use domain::Timestamp;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 use tokio::sync::{Notify, OnceCell};
 use tokio_util::sync::CancellationToken;
@@ -66,7 +66,8 @@ pub struct RateLimiter {
     /// The bucket, made (or found) on the first reservation: the service starts without NATS.
     store: OnceCell<kv::Store>,
     /// Each key's quota on this node, by key id. Forgotten once idle ([`RateLimiter::forget_idle`]).
-    quotas: Mutex<HashMap<Uuid, Arc<Quota>>>,
+    /// Read-locked by every limited request; write-locked only to add a key or forget some.
+    quotas: RwLock<HashMap<Uuid, Arc<Quota>>>,
     /// How many nodes there are, for the fallback share (this one and the peers it knows).
     nodes: Box<dyn Fn() -> usize + Send + Sync>,
     /// Requests refused for their key's limit, for `/metrics`.
@@ -173,7 +174,7 @@ impl RateLimiter {
             nats,
             bucket: names.rate_limit_bucket(),
             store: OnceCell::new(),
-            quotas: Mutex::new(HashMap::new()),
+            quotas: RwLock::new(HashMap::new()),
             nodes: Box::new(nodes),
             refused: AtomicU64::new(0),
             reservations: AtomicU64::new(0),
@@ -239,7 +240,7 @@ impl RateLimiter {
     /// Forgets the quotas of keys not used in their current or previous window (what they
     /// reserved is spent or void by now).
     pub fn forget_idle(&self, now: Timestamp) {
-        let mut quotas = lock(&self.quotas);
+        let mut quotas = self.quotas.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         quotas.retain(|_, quota| {
             let state = lock(&quota.state);
             state.reserving || state.counting.is_some_and(|(limit, window)| limit.window_at(now).index <= window + 1)
@@ -248,11 +249,14 @@ impl RateLimiter {
 
     /// How many keys have a quota on this node, for `/metrics`.
     pub fn keys_held(&self) -> usize {
-        lock(&self.quotas).len()
+        self.quotas.read().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
     }
 
     fn quota(&self, key: Uuid) -> Arc<Quota> {
-        lock(&self.quotas).entry(key).or_default().clone()
+        let held = self.quotas.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(&key).cloned();
+        held.unwrap_or_else(|| {
+            self.quotas.write().unwrap_or_else(|poisoned| poisoned.into_inner()).entry(key).or_default().clone()
+        })
     }
 
     /// Reserves the next chunk of `window` for `key` (this task set `reserving`), records the
