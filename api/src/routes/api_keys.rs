@@ -4,14 +4,14 @@
 use crate::app::AppState;
 use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, ListQuery, ManagesApiKeys, PageParams, PathId, Permitted, RequestId};
+use crate::extract::{JsonBody, ListQuery, PageParams, PathId, Permitted, RequestId};
 use crate::openapi::{problems, JSON_BODY, KEY_CREDENTIALS, LIST, SESSION};
 use crate::requests::{AllowedDomainsRequest, CreateApiKeyRequest, RateLimitUpdateRequest, RollRequest};
 use crate::response::{json, no_store};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use commands::auth::SignedInMember;
+use commands::auth::{ManagesApiKeys, SignedInMember};
 use commands::read_back::{read_back, ReadBack};
 use domain::api_key::KeyStatus;
 use domain::ApiKeyId;
