@@ -28,7 +28,6 @@ impl NatsNames {
         }
     }
 
-    /// The prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix
     }

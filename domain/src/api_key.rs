@@ -16,7 +16,6 @@ pub struct ApiKey {
     pub name: KeyName,
     /// SHA-256 of the secret.
     pub key_hash: KeyHash,
-    /// The masked preview.
     pub preview: KeyPreview,
     /// What it may do.
     pub scopes: Scopes,
@@ -26,7 +25,6 @@ pub struct ApiKey {
     pub allowed_domains: AllowedDomains,
     /// Whose access it inherits.
     pub created_by: MemberId,
-    /// When it was created.
     pub created_at: Timestamp,
     /// Where it is in its life.
     pub lifecycle: Lifecycle,
@@ -65,7 +63,6 @@ impl GracePeriod {
         u32::try_from(seconds).ok().filter(|s| *s <= MAX_GRACE_PERIOD_SECONDS).map(GracePeriod).ok_or(Self::RULE)
     }
 
-    /// The seconds it lasts.
     pub const fn seconds(self) -> u32 {
         self.0
     }
@@ -216,7 +213,6 @@ pub enum ApiKeyCommand {
         allowed_domains: AllowedDomains,
         /// At most this many requests per window; `None` for no limit.
         rate_limit: Option<RateLimit>,
-        /// The member creating it.
         created_by: MemberId,
         /// What the creator's role may do now (the ceiling).
         creator_permissions: PermissionSet,
@@ -225,7 +221,6 @@ pub enum ApiKeyCommand {
     },
     /// Replace the allowed domains of an Active key.
     UpdateDomains {
-        /// The new list.
         allowed_domains: AllowedDomains,
     },
     /// Set, change or remove (`None`) the rate limit of an Active key.
