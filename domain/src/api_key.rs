@@ -220,9 +220,7 @@ pub enum ApiKeyCommand {
         replaces: Option<ApiKeyId>,
     },
     /// Replace the allowed domains of an Active key.
-    UpdateDomains {
-        allowed_domains: AllowedDomains,
-    },
+    UpdateDomains { allowed_domains: AllowedDomains },
     /// Set, change or remove (`None`) the rate limit of an Active key.
     UpdateRateLimit { rate_limit: Option<RateLimit> },
     /// Turn an Active key off for good.

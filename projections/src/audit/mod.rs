@@ -24,7 +24,6 @@ use uuid::Uuid;
 mod chain;
 mod queries;
 
-use chain::chain_head;
 pub use chain::{canonical_json, chain_hash, head, verify, ChainHead, Verification};
 pub use queries::{batch, entries, last_sequence, AuditFilter, BATCH};
 
@@ -305,22 +304,36 @@ fn name_of(created: Option<&Event>) -> Option<String> {
 /// an event twice changes nothing.
 pub async fn apply(conn: &mut PgConnection, e: &RecordedEvent) -> Result<(), sqlx::Error> {
     let Some(draft) = draft(e) else { return Ok(()) };
-    let seen: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM audit_log WHERE id = $1)")
+    let actor = match e.metadata.actor {
+        Actor::Member(id) => Some(id.as_uuid()),
+        Actor::System => None,
+    };
+    let target = draft.target_name.is_none().then_some(e.stream_id);
+    // Whether the event has its entry already, the first events of its actor's and its target's
+    // streams (where their names are) and the firm's chain head: one round trip.
+    let row: (bool, Option<String>, Option<Value>, Option<String>, Option<Value>, Option<i64>, Option<String>) =
+        sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM audit_log WHERE id = $1),
+                    a.event_type, a.payload, t.event_type, t.payload, h.sequence, h.hash
+             FROM (SELECT 1) AS one
+             LEFT JOIN events a ON a.stream_id = $2 AND a.version = 1
+             LEFT JOIN events t ON t.stream_id = $3 AND t.version = 1
+             LEFT JOIN audit_chain_heads h ON h.firm_id = $4",
+        )
         .bind(e.id.as_uuid())
+        .bind(actor)
+        .bind(target)
+        .bind(e.metadata.firm_id.as_uuid())
         .fetch_one(&mut *conn)
         .await?;
+    let (seen, actor_type, actor_payload, target_type, target_payload, sequence, hash) = row;
     if seen {
         return Ok(());
     }
-    let actor_created = match e.metadata.actor {
-        Actor::Member(id) => first_event(conn, id.as_uuid()).await?,
-        Actor::System => None,
-    };
-    let target_created = match draft.target_name {
-        Some(_) => None,
-        None => first_event(conn, e.stream_id).await?,
-    };
-    let head = chain_head(conn, e.metadata.firm_id.as_uuid()).await?;
+    let stored = |event_type: Option<String>, payload: Option<Value>| Event::from_stored(&event_type?, payload?).ok();
+    let actor_created = stored(actor_type, actor_payload);
+    let target_created = stored(target_type, target_payload);
+    let head = sequence.zip(hash).unwrap_or((0, GENESIS_HASH.to_owned()));
     let entry = entry_for(e, draft, actor_created.as_ref(), target_created.as_ref(), head);
     insert(conn, e.metadata.firm_id.as_uuid(), &[entry]).await
 }
