@@ -231,28 +231,21 @@ pub async fn append(
     let conn: &mut PgConnection = tx;
     // Each stream must be exactly at its expected version. Under the firm's lock this check is
     // the whole story; a writer outside it that races us trips the unique (stream_id, version)
-    // index below instead.
+    // index instead. The check and the insert are one statement (one round trip): with a stale
+    // stream nothing is inserted.
     let expected: Vec<(Uuid, i32)> =
         appends.iter().filter(|a| !a.events.is_empty()).map(|a| (a.stream_id, a.expected_version)).collect();
     let (expected_streams, expected_versions): (Vec<Uuid>, Vec<i32>) = expected.iter().copied().unzip();
-    let stale: Option<Uuid> = sqlx::query_scalar(
-        "SELECT s.id FROM unnest($1::uuid[], $2::int[]) AS s(id, expected)
-         WHERE s.expected <> COALESCE((SELECT max(version) FROM events e WHERE e.stream_id = s.id), 0)
-         LIMIT 1",
-    )
-    .bind(&expected_streams)
-    .bind(&expected_versions)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(stream) = stale {
-        return Err(StoreError::Conflict(stream));
-    }
     let actor = serde_json::to_value(metadata.actor).map_err(|source| StoreError::Corrupt { position: 0, source })?;
     let rows = sqlx::query(
-        "INSERT INTO events (id, stream_id, stream_kind, version, event_type, payload, firm_id, actor, request_id, occurred_at)
+        "WITH stale AS (
+             SELECT 1 FROM unnest($11::uuid[], $12::int[]) AS s(id, expected)
+             WHERE s.expected <> COALESCE((SELECT max(version) FROM events e WHERE e.stream_id = s.id), 0))
+         INSERT INTO events (id, stream_id, stream_kind, version, event_type, payload, firm_id, actor, request_id, occurred_at)
          SELECT e.id, e.stream_id, e.kind, e.version, e.type, e.payload, $7, $8, $9, $10
          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::jsonb[])
               AS e(id, stream_id, kind, version, type, payload)
+         WHERE NOT EXISTS (SELECT 1 FROM stale)
          RETURNING position, tx_id::text::bigint AS tx_id, id, stream_id, stream_kind, version,
                    event_type, payload, firm_id, actor, request_id, occurred_at",
     )
@@ -266,6 +259,8 @@ pub async fn append(
     .bind(&actor)
     .bind(&metadata.request_id)
     .bind(metadata.occurred_at)
+    .bind(&expected_streams)
+    .bind(&expected_versions)
     .fetch_all(&mut *conn)
     .await
     .map_err(|e| match &e {
@@ -274,6 +269,19 @@ pub async fn append(
         }
         _ => StoreError::Database(e),
     })?;
+    if rows.is_empty() {
+        // Nothing inserted: a stream had moved on. Which one, for the error (a rare path).
+        let stale: Option<Uuid> = sqlx::query_scalar(
+            "SELECT s.id FROM unnest($1::uuid[], $2::int[]) AS s(id, expected)
+             WHERE s.expected <> COALESCE((SELECT max(version) FROM events e WHERE e.stream_id = s.id), 0)
+             LIMIT 1",
+        )
+        .bind(&expected_streams)
+        .bind(&expected_versions)
+        .fetch_optional(&mut *conn)
+        .await?;
+        return Err(StoreError::Conflict(stale.or(expected_streams.first().copied()).unwrap_or_default()));
+    }
     let mut recorded = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
     recorded.sort_by_key(|e| e.feed);
     Ok(recorded)
