@@ -15,9 +15,10 @@
 //! A node tops its reservation up in the background once half of its last chunk is used, so
 //! requests rarely wait for NATS.
 //!
-//! When the bucket cannot be reached (NATS down or slow past [`RESERVE_BOUND`]), the node
-//! falls back, for the rest of that window, to an equal share of the limit among the nodes it
-//! knows of, counted on its own (`docs/decisions.md`, "Rate limits per key").
+//! When the bucket cannot be reached (NATS down, or two reservations in a row slower than
+//! [`RESERVE_BOUND`]), the node falls back, for the rest of that window, to an equal share of
+//! the limit among the nodes it knows of, counted on its own (`docs/decisions.md`, "Rate limits
+//! per key").
 
 use async_nats::jetstream::{self, kv};
 use commands::nats::NatsNames;
@@ -105,6 +106,8 @@ struct QuotaState {
     counter: Option<(u64, u64)>,
     /// A reservation is on its way.
     reserving: bool,
+    /// Reservations in a row that failed while NATS was connected (a slow or lost answer).
+    failures: u8,
     /// The bucket could not be reached: this node counts its own share for the window.
     fallback: bool,
 }
@@ -266,11 +269,12 @@ impl RateLimiter {
             let state = lock(&quota.state);
             (state.next_chunk, state.counter)
         };
-        let outcome = if self.nats.connection_state() == async_nats::connection::State::Connected {
+        let connected = self.nats.connection_state() == async_nats::connection::State::Connected;
+        let outcome = if connected {
             let name = counter_name(key, limit, window);
             tokio::time::timeout(RESERVE_BOUND, self.take(&name, limit, chunk, counter)).await.ok().and_then(|taken| {
                 taken
-                    .map_err(|error| tracing::warn!(%error, api_key_id = %key, "could not reserve rate limit quota"))
+                    .map_err(|error| tracing::debug!(%error, api_key_id = %key, "could not reserve rate limit quota"))
                     .ok()
             })
         } else {
@@ -286,13 +290,21 @@ impl RateLimiter {
                 };
                 match outcome {
                     Some(Reservation::Took { took, count, revision }) => {
+                        state.failures = 0;
                         self.reservations.fetch_add(1, Ordering::Relaxed);
                         self.said_fallback.store(self.fallbacks.load(Ordering::Relaxed), Ordering::Relaxed);
                         state.granted += took;
                         state.counter = Some((count, revision));
                         state.next_chunk = (chunk * 2).min(share_left(count));
                     }
-                    Some(Reservation::Exhausted { count, revision }) => state.counter = Some((count, revision)),
+                    Some(Reservation::Exhausted { count, revision }) => {
+                        state.failures = 0;
+                        state.counter = Some((count, revision));
+                    }
+                    // One failure while connected (a slow answer, a lost one) is tried again: a
+                    // node that counted its own share while the others still reserve from the
+                    // count could pass the limit.
+                    None if connected && state.failures == 0 => state.failures = 1,
                     None => {
                         let nodes = (self.nodes)().max(1) as u64;
                         // Said once per outage, not once per key and window.
