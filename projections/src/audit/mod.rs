@@ -311,31 +311,45 @@ pub async fn apply(conn: &mut PgConnection, e: &RecordedEvent) -> Result<(), sql
     let target = draft.target_name.is_none().then_some(e.stream_id);
     // Whether the event has its entry already, the first events of its actor's and its target's
     // streams (where their names are) and the firm's chain head: one round trip.
-    let row: (bool, Option<String>, Option<Value>, Option<String>, Option<Value>, Option<i64>, Option<String>) =
-        sqlx::query_as(
-            "SELECT EXISTS (SELECT 1 FROM audit_log WHERE id = $1),
-                    a.event_type, a.payload, t.event_type, t.payload, h.sequence, h.hash
-             FROM (SELECT 1) AS one
-             LEFT JOIN events a ON a.stream_id = $2 AND a.version = 1
-             LEFT JOIN events t ON t.stream_id = $3 AND t.version = 1
-             LEFT JOIN audit_chain_heads h ON h.firm_id = $4",
-        )
-        .bind(e.id.as_uuid())
-        .bind(actor)
-        .bind(target)
-        .bind(e.metadata.firm_id.as_uuid())
-        .fetch_one(&mut *conn)
-        .await?;
-    let (seen, actor_type, actor_payload, target_type, target_payload, sequence, hash) = row;
-    if seen {
+    let context: EntryContext = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM audit_log WHERE id = $1) AS seen,
+                a.event_type AS actor_type, a.payload AS actor_payload,
+                t.event_type AS target_type, t.payload AS target_payload,
+                h.sequence AS head_sequence, h.hash AS head_hash
+         FROM (SELECT 1) AS one
+         LEFT JOIN events a ON a.stream_id = $2 AND a.version = 1
+         LEFT JOIN events t ON t.stream_id = $3 AND t.version = 1
+         LEFT JOIN audit_chain_heads h ON h.firm_id = $4",
+    )
+    .bind(e.id.as_uuid())
+    .bind(actor)
+    .bind(target)
+    .bind(e.metadata.firm_id.as_uuid())
+    .fetch_one(&mut *conn)
+    .await?;
+    if context.seen {
         return Ok(());
     }
     let stored = |event_type: Option<String>, payload: Option<Value>| Event::from_stored(&event_type?, payload?).ok();
-    let actor_created = stored(actor_type, actor_payload);
-    let target_created = stored(target_type, target_payload);
+    let actor_created = stored(context.actor_type, context.actor_payload);
+    let target_created = stored(context.target_type, context.target_payload);
+    let (sequence, hash) = (context.head_sequence, context.head_hash);
     let head = sequence.zip(hash).unwrap_or((0, GENESIS_HASH.to_owned()));
     let entry = entry_for(e, draft, actor_created.as_ref(), target_created.as_ref(), head);
     insert(conn, e.metadata.firm_id.as_uuid(), &[entry]).await
+}
+
+/// What folding one event needs besides the event, read in one query.
+#[derive(sqlx::FromRow)]
+struct EntryContext {
+    /// The event has its entry already (a replay).
+    seen: bool,
+    actor_type: Option<String>,
+    actor_payload: Option<Value>,
+    target_type: Option<String>,
+    target_payload: Option<Value>,
+    head_sequence: Option<i64>,
+    head_hash: Option<String>,
 }
 
 /// The entry an event makes, given the first events of its actor's and its target's streams
