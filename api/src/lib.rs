@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod openapi;
+pub mod progress;
 pub mod requests;
 pub mod response;
 pub mod routes;

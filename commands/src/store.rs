@@ -300,8 +300,9 @@ pub async fn read_feed(pool: &PgPool, after: FeedPosition, limit: i64) -> Result
     rows.iter().map(decode).collect()
 }
 
-/// Up to `limit` events after `after`, in feed order, with no horizon: for a reader that holds
-/// a transaction in which nothing new can appear (a rebuild that has locked its tables).
+/// Up to `limit` events after `after`, in feed order, with no horizon: for a reader whose
+/// transaction holds the event-log writer lock exclusively (a rebuild's swap), so that no
+/// writer is open and nothing new can appear.
 pub async fn read_all_after(
     conn: &mut PgConnection,
     after: FeedPosition,
@@ -317,6 +318,40 @@ pub async fn read_all_after(
     .fetch_all(conn)
     .await?;
     rows.iter().map(decode).collect()
+}
+
+/// The feed's horizon now (`esqase_feed_horizon()`): the first transaction id whose events a
+/// reader may not see yet. Read the events below it with a later statement ([`read_below`]),
+/// so that a writer that commits in between is seen.
+pub async fn feed_horizon(conn: &mut PgConnection) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT esqase_feed_horizon()::text::bigint").fetch_one(conn).await?)
+}
+
+static READ_BELOW: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM events
+         WHERE (tx_id, position) > ($1::text::xid8, $2) AND tx_id < $3::text::xid8
+         ORDER BY events.tx_id, events.position LIMIT $4"
+    )
+});
+
+/// Up to `limit` events after `after` and below `horizon` (from [`feed_horizon`], read
+/// before), in feed order, decoded as Postgres sends them: one statement however many there
+/// are, and the first events are decoded while Postgres is still reading the next.
+pub fn read_below(
+    conn: &mut PgConnection,
+    after: FeedPosition,
+    horizon: i64,
+    limit: i64,
+) -> impl futures::Stream<Item = Result<RecordedEvent, StoreError>> + Send + '_ {
+    use futures::StreamExt;
+    sqlx::query(&READ_BELOW)
+        .bind(after.tx_id.to_string())
+        .bind(after.position)
+        .bind(horizon.to_string())
+        .bind(limit)
+        .fetch(conn)
+        .map(|row| decode(&row?))
 }
 
 /// Where a reader of `conn`'s repeatable-read snapshot stands: below the snapshot's own xmin,
