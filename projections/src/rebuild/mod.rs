@@ -227,9 +227,12 @@ pub async fn rebuild_with(
         return Err(RebuildError::Busy(projection.name()));
     }
     let outcome = run(pool, projection, options, progress).await;
-    // Closing the session releases the lock; a close that fails only means it is gone already.
-    if let Err(error) = sqlx::Connection::close(guard).await {
-        tracing::debug!(%error, "closing the rebuild's lock connection");
+    // Unlocked before the close: a session's locks go only once its backend has exited, a
+    // moment after the close returns, and the next rebuild may start at once. If the unlock
+    // fails, the connection is broken and its session ends with it.
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, $2)").bind(class).bind(object).execute(&mut guard).await;
+    if let Err(error) = unlocked.map(drop).and(sqlx::Connection::close(guard).await) {
+        tracing::debug!(%error, "releasing the rebuild's lock");
     }
     outcome
 }
