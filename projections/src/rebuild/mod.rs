@@ -31,6 +31,9 @@ pub enum RebuildError {
     /// of the tables that long, every time.
     #[error("could not take the locks to swap in the rebuilt {projection} after {attempts} attempts; run the command again to retry (the rebuilt tables are kept)")]
     SwapLocks { projection: &'static str, attempts: u32 },
+    /// A migration changed the live tables while the rebuild ran; the next run starts over.
+    #[error("the tables of {0} changed while it was rebuilt (a migration?); run the command again to start over")]
+    TablesChanged(&'static str),
     /// The log or the database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -411,6 +414,9 @@ impl Run<'_> {
             .execute(&mut *tx)
             .await?;
         shadow::lock_live(&mut tx, &self.live, tables).await?;
+        if !shadow::match_live(&mut tx, &self.live, tables).await? {
+            return Err(RebuildError::TablesChanged(self.projection.name()));
+        }
         shadow::use_shadow(&mut tx, &self.live).await?;
         let mut at = self.at;
         let mut folded = 0u64;
