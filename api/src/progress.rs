@@ -21,8 +21,8 @@ pub struct RebuildProgress {
 
 enum Shown {
     Bar(ProgressBar),
-    /// When the last line was logged.
-    Log(Mutex<Instant>),
+    /// When the last line was logged, and the count it gave.
+    Log(Mutex<(Instant, u64)>),
 }
 
 impl RebuildProgress {
@@ -39,7 +39,7 @@ impl RebuildProgress {
             bar.set_prefix(format!("rebuilding {projection}"));
             Shown::Bar(bar)
         } else {
-            Shown::Log(Mutex::new(Instant::now()))
+            Shown::Log(Mutex::new((Instant::now(), 0)))
         };
         RebuildProgress { projection: projection.to_owned(), started: Instant::now(), shown, first: Mutex::new(None) }
     }
@@ -74,8 +74,9 @@ impl projections::rebuild::Progress for RebuildProgress {
             }
             Shown::Log(last) => {
                 let mut last = last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                if last.elapsed() >= LOG_EVERY || replayed == total {
-                    *last = Instant::now();
+                // Every few seconds, and once at the end.
+                if replayed != last.1 && (last.0.elapsed() >= LOG_EVERY || replayed == total) {
+                    *last = (Instant::now(), replayed);
                     tracing::info!(projection = %self.projection, replayed, total, events_per_s = rate, "rebuilding");
                 }
             }

@@ -271,16 +271,6 @@ impl Rows {
         }
     }
 
-    /// How many rows are held.
-    pub fn len(&self) -> usize {
-        self.firms.len() + self.members.len() + self.keys.len()
-    }
-
-    /// True when no row is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Loads the rows of the streams in `events` that are not held yet, except streams whose
     /// first event here creates them (version 1: nothing can be in the table before it, or if
     /// it is, because this event was folded before, the write leaves that row alone).

@@ -80,8 +80,11 @@ async fn check_swappable(conn: &mut PgConnection, live: &str, tables: &[&str]) -
     Ok(())
 }
 
-/// Drops whatever there is of the shadow tables.
+/// Drops whatever there is of the shadow tables (in a transaction of its caller's).
 pub(super) async fn drop_all(conn: &mut PgConnection, tables: &[&str]) -> Result<(), sqlx::Error> {
+    // Without this, Postgres sends a notice for each table that is not there, which the
+    // client logs: the usual case, not news.
+    sqlx::query("SET LOCAL client_min_messages = warning").execute(&mut *conn).await?;
     let list = tables.iter().map(|t| shadow_table(t)).collect::<Vec<_>>().join(", ");
     sqlx::query(&format!("DROP TABLE IF EXISTS {list}")).execute(conn).await?;
     Ok(())
