@@ -37,6 +37,7 @@ impl RebuildProgress {
                 bar.set_style(style);
             }
             bar.set_prefix(format!("rebuilding {projection}"));
+            bar.set_message("reading the checkpoint");
             Shown::Bar(bar)
         } else {
             Shown::Log(Mutex::new((Instant::now(), 0)))
