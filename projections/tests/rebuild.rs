@@ -261,7 +261,7 @@ async fn every_kind_of_event(w: &Writer) -> Vec<RecordedEvent> {
     log.extend(w.one(other, system, others, used(2)).await);
 
     let all: Vec<RecordedEvent> =
-        store::read_all_after(&mut *w.pool.acquire().await.unwrap(), store::FeedPosition::START, 10_000)
+        store::read_all_after(&mut w.pool.acquire().await.unwrap(), store::FeedPosition::START, 10_000)
             .await
             .expect("the log");
     let mut seen = [false; EVENT_TYPES];
@@ -320,6 +320,18 @@ async fn catalog(pool: &PgPool) -> Vec<String> {
     .unwrap()
 }
 
+/// What the semantic checks read of a key's row.
+#[derive(Clone, sqlx::FromRow)]
+struct KeyShown {
+    name: String,
+    lifecycle: String,
+    revoke_reason: Option<String>,
+    revoked_by_member: bool,
+    /// `HH24:MI` in UTC.
+    revoked_at: Option<String>,
+    allowed_domains: Vec<String>,
+}
+
 /// The reports a rebuild made.
 #[derive(Default)]
 struct Reports(Mutex<Vec<(u64, u64)>>);
@@ -351,29 +363,38 @@ async fn a_rebuild_makes_the_tables_the_inline_fold_made_in_one_chunk_or_many() 
     let inline = rows(&db.pool).await;
     let described = catalog(&db.pool).await;
     // What the fold makes of the log, in the cases its rules single out.
-    let keys: Vec<(String, String, Option<String>, bool, Option<String>, Vec<String>)> = sqlx::query_as(
-        "SELECT name, lifecycle, revoke_reason, revoked_by IS NOT NULL,
-                to_char(coalesce(revoked_at, last_used_at) AT TIME ZONE 'UTC', 'HH24:MI'), allowed_domains
+    let keys: Vec<KeyShown> = sqlx::query_as(
+        "SELECT name, lifecycle, revoke_reason, revoked_by IS NOT NULL AS revoked_by_member,
+                to_char(revoked_at AT TIME ZONE 'UTC', 'HH24:MI') AS revoked_at, allowed_domains
            FROM api_keys ORDER BY name, created_at",
     )
     .fetch_all(&db.pool)
     .await
     .unwrap();
-    let key_named = |name: &str| keys.iter().find(|k| k.0 == name).cloned().unwrap();
-    let rolled_over = |name: &str| keys.iter().filter(|k| k.0 == name).count();
-    // The latest use, though a later flush carried an earlier one; the edited domains; the
-    // member who revoked it.
+    let key_named = |name: &str| keys.iter().find(|k| k.name == name).cloned().unwrap();
+    let named = |name: &str| keys.iter().filter(|k| k.name == name).count();
+    // The edited domains; the member who revoked it.
     let intake = key_named("Intake");
-    assert_eq!((intake.1.as_str(), intake.2.as_deref(), intake.3), ("revoked", Some("revoked_by_member"), true));
-    assert_eq!(intake.5, vec!["portal.example.com".to_owned()]);
-    let (lifecycle, reason, by) = (key_named("Sam's sync").1, key_named("Sam's sync").2, key_named("Sam's sync").3);
-    assert_eq!((lifecycle.as_str(), reason.as_deref(), by), ("revoked", Some("creator_removed"), false));
-    assert_eq!(key_named("Public repo").2.as_deref(), Some("leaked"));
+    assert_eq!(
+        (intake.lifecycle.as_str(), intake.revoke_reason.as_deref(), intake.revoked_by_member),
+        ("revoked", Some("revoked_by_member"), true)
+    );
+    assert_eq!(intake.allowed_domains, vec!["portal.example.com".to_owned()]);
+    let sams = key_named("Sam's sync");
+    assert_eq!(
+        (sams.lifecycle.as_str(), sams.revoke_reason.as_deref(), sams.revoked_by_member),
+        ("revoked", Some("creator_removed"), false)
+    );
+    assert_eq!(key_named("Public repo").revoke_reason.as_deref(), Some("leaked"));
     // A rolled key is revoked from its grace end (12:00), not from when the sweeper recorded it.
     let billing = key_named("Billing");
-    assert_eq!((billing.2.as_deref(), billing.3, billing.4.as_deref()), (Some("rolled"), false, Some("12:00")));
-    assert_eq!((rolled_over("Billing"), rolled_over("Reports")), (2, 2));
-    assert_eq!(key_named("Old import").1, "expired");
+    assert_eq!(
+        (billing.revoke_reason.as_deref(), billing.revoked_by_member, billing.revoked_at.as_deref()),
+        (Some("rolled"), false, Some("12:00"))
+    );
+    assert_eq!((named("Billing"), named("Reports")), (2, 2));
+    assert_eq!(key_named("Old import").lifecycle, "expired");
+    // The latest use, though a later flush carried an earlier one.
     let uses: Vec<String> = sqlx::query_scalar(
         "SELECT to_char(last_used_at AT TIME ZONE 'UTC', 'HH24:MI') FROM api_keys WHERE name = 'Intake'",
     )
@@ -501,7 +522,7 @@ async fn commands_committed_while_a_rebuild_runs_are_in_its_result() {
                 let key_id = Uuid::now_v7();
                 w.one(firm, Actor::Member(owner), key_id, key("Busy", owner, None, &[])).await;
                 w.one(firm, Actor::System, key_id, Event::ApiKeyUsed { last_used_at: w.now(), count: 1 }).await;
-                if committed % 3 == 0 {
+                if committed.is_multiple_of(3) {
                     w.one(firm, Actor::Member(owner), key_id, revoked(RevocationReason::RevokedByMember)).await;
                 }
                 committed += 1;
