@@ -22,7 +22,7 @@ pub enum Command {
     Serve,
     /// Create the database if missing and apply migrations, then exit.
     Migrate,
-    /// Read models.
+    /// The Postgres projections (`read_models`, `audit_log`): folds of the event log.
     Projections {
         /// What to do with them.
         #[command(subcommand)]
@@ -56,9 +56,9 @@ pub enum ProjectionsCommand {
     ///
     /// The live tables keep serving, and commands keep running, until the swap: one short
     /// transaction that folds the last events and replaces the tables (commands wait for it).
-    /// Progress is shown on stderr (a bar on a terminal, log lines otherwise). Each chunk of
-    /// the log commits with a checkpoint: a rebuild stopped by Ctrl-C, SIGTERM or a crash goes
-    /// on from its last chunk when the same command runs again.
+    /// Progress is a bar on stderr when stderr is a terminal, log lines every few seconds
+    /// otherwise. Each chunk of the log commits with a checkpoint: a rebuild stopped by Ctrl-C,
+    /// SIGTERM or a crash goes on from its last chunk when the same command runs again.
     Rebuild {
         /// The projection: `read_models` or `audit_log`.
         name: String,
