@@ -112,9 +112,9 @@ trait Versioned {
     fn version(&mut self) -> &mut i32;
 }
 
-/// The row of `stream` if `e` is news to it: the row then takes the event's version and counts
-/// as changed. `None` for a row that is not there (an event with nothing to change) or that has
-/// folded this event already.
+/// The row of `e`'s stream if `e` is news to it: the row then takes the event's version and
+/// counts as changed. `None` for a row that is not there (an event with nothing to change) or
+/// that has folded this event already.
 fn advance<'a, R: Versioned>(rows: &'a mut HashMap<Uuid, Held<R>>, e: &RecordedEvent) -> Option<&'a mut R> {
     let held = rows.get_mut(&e.stream_id)?;
     let version = held.row.version();
