@@ -2,8 +2,8 @@
 # The headline benchmark (issue 7): one command that measures the service's headline figures
 # side by side with their physical limits, measured in the same run on the same machine:
 #
-#   1. verified requests/s (`GET /v1/api-keys/current`, Active key)  vs  `GET /healthz` of the
-#      same process (wrk);
+#   1. verified requests/s (`GET /v1/api-keys/current`, Active key; then a key with a rate limit
+#      far above the load)  vs  `GET /healthz` of the same process (wrk);
 #   2. key creations/s at concurrency C (`POST /v1/api-keys`)  vs  pgbench inserting one row per
 #      transaction at the same concurrency, in the same database;
 #   3. projection lag p50/p99 (commit → both nodes verify accordingly) under a steady command
@@ -157,6 +157,7 @@ CLEANUPS+=("$DB_URL $PREFIX")
 log "seeding $KEYS keys into $DB_URL"
 "$SEED" --database-url "$DB_URL" --keys "$KEYS" >"$WORK/seed.txt"
 ACTIVE=$(val "$WORK/seed.txt" active_secret)
+LIMITED=$(val "$WORK/seed.txt" limited_secret)
 start_node A
 A="$NODE_BASE"
 AUTH="Authorization: Bearer $ACTIVE"
@@ -166,6 +167,11 @@ wrk -t"$THREADS" -c"$CONNECTIONS" -d3s -H "$AUTH" "$A/v1/api-keys/current" >/dev
 read -r HEALTH_RPS HEALTH_P50 HEALTH_P99 _ _ <<<"$(wrk_load health "$WRK_DURATION" "$A/healthz")"
 read -r CURRENT_RPS CURRENT_P50 CURRENT_P99 CURRENT_NON2XX CURRENT_ERRORS <<<"$(wrk_load current "$WRK_DURATION" "$A/v1/api-keys/current" "$AUTH")"
 log "   /healthz $HEALTH_RPS/s; /v1/api-keys/current $CURRENT_RPS/s ($CURRENT_NON2XX non-2xx)"
+LIMITED_AUTH="Authorization: Bearer $LIMITED"
+[[ "$(status_of "$A/v1/api-keys/current" "$LIMITED_AUTH")" == 200 ]] || { log "the limited key is not accepted"; exit 1; }
+wrk -t"$THREADS" -c"$CONNECTIONS" -d3s -H "$LIMITED_AUTH" "$A/v1/api-keys/current" >/dev/null
+read -r LIMITED_RPS LIMITED_P50 LIMITED_P99 LIMITED_NON2XX LIMITED_ERRORS <<<"$(wrk_load limited "$WRK_DURATION" "$A/v1/api-keys/current" "$LIMITED_AUTH")"
+log "   the same with a rate-limited key (1,000,000 a second): $LIMITED_RPS/s ($LIMITED_NON2XX non-2xx)"
 
 # --- 2. key creations/s vs pgbench -------------------------------------------------------------
 log "2. key creations: $CONCURRENCY workers, one firm each, ${CREATE_SECONDS}s"
@@ -298,7 +304,12 @@ notes() {
   3 s warm-up, against one node. `GET /v1/api-keys/current` with an Active key verifies it from
   the node's memory and builds its body from memory (see "Verification"); `GET /healthz`
   does nothing, so the ratio is what verification and the body cost over the bare HTTP stack.
-  The seeded keys are read-model rows with no events (as in `bench-verification.sh`).
+  The seeded keys are read-model rows with no events (as in `bench-verification.sh`). The
+  limited key (made through the commands, with a limit of 1,000,000 requests per 1-second
+  window, far above what one node serves) runs the same route with its rate limit counted on
+  every request: the node's reservation of quota, topped up from the NATS key-value count in
+  the background, and the `RateLimit` fields on every answer (docs/decisions.md, "Rate limits
+  per key").
 - **Key creations/s.** `esqase-bench-load creates`: C closed-loop workers over keep-alive HTTP,
   each the owner of its own firm; only requests that began and ended inside the window (after
   a 2 s warm-up) count. One creation is one Postgres transaction (the firm's advisory lock, the
@@ -385,6 +396,7 @@ section="$WORK/section.md"
     echo "| figure | Esqase | physical limit, same run | ratio to the limit |"
     echo "|---|---:|---|---:|"
     echo "| Verified requests/s: \`GET /v1/api-keys/current\`, Active key, $(thousands "$KEYS") keys cached (wrk -c$CONNECTIONS, p50 / p99) | **$CURRENT_RPS/s** ($CURRENT_P50 / $CURRENT_P99 ms) | \`GET /healthz\` of the same process: $HEALTH_RPS/s ($HEALTH_P50 / $HEALTH_P99 ms) | $(pct "$CURRENT_RPS" "$HEALTH_RPS") |"
+    echo "| Verified requests/s, the same with a key limited to 1,000,000 requests a second (every request counted against the limit) | **$LIMITED_RPS/s** ($LIMITED_P50 / $LIMITED_P99 ms) | the same \`GET /healthz\`: $HEALTH_RPS/s; the unlimited key: $CURRENT_RPS/s | $(pct "$LIMITED_RPS" "$HEALTH_RPS") |"
     echo "| Key creations/s, $CONCURRENCY concurrent, one firm each (p50 / p99) | **$CREATES/s** ($(ms "$WORK/creates.txt" creates)) | pgbench, one-row \`INSERT\` per transaction, -c $CONCURRENCY: $PGBENCH_TPS/s ($PGBENCH_P50 / $PGBENCH_P99 ms) | $(pct "$CREATES" "$PGBENCH_TPS") |"
     echo "| Key creations/s, $CONCURRENCY concurrent, all in one firm (p50 / p99) | $CREATES_ONE/s ($(ms "$WORK/creates-one.txt" creates)) | the same pgbench run | $(pct "$CREATES_ONE" "$PGBENCH_TPS") |"
     echo "| Projection lag, commit → both nodes verify accordingly, $LAG_RATE commands/s (p50 / p99) | **$(ms "$WORK/lag.txt" lag_both)** | JetStream publish → delivered to an ordered consumer: $(ms "$WORK/nats.txt" js_delivery) | $(times "$(val "$WORK/lag.txt" lag_both_p50_ms)" "$(val "$WORK/nats.txt" js_delivery_p50_ms)") |"
@@ -406,7 +418,7 @@ section="$WORK/section.md"
     echo "  Key creations one by one (they wait for the barrier too): $(ms "$WORK/revokes.txt" create_seq) with two nodes,"
     echo "  $(ms "$WORK/revokes-one.txt" create_seq) with one; contact creations with one node: $(ms "$WORK/revokes-one.txt" contact_seq)."
     echo "- NATS: JetStream publish → ack $(ms "$WORK/nats.txt" js_publish_ack) (file storage, like the events stream)."
-    echo "- Creation errors: $(val "$WORK/creates.txt" creates_errors) and $(val "$WORK/creates-one.txt" creates_errors); verified route: $CURRENT_NON2XX non-2xx, $CURRENT_ERRORS socket errors."
+    echo "- Creation errors: $(val "$WORK/creates.txt" creates_errors) and $(val "$WORK/creates-one.txt" creates_errors); verified route: $CURRENT_NON2XX non-2xx, $CURRENT_ERRORS socket errors; with the limited key: $LIMITED_NON2XX non-2xx, $LIMITED_ERRORS socket errors."
     echo "- The rebuild log was seeded in ${REBUILD_SEED_S} s ($EVENTS_MB MiB with its indexes): $((EVENT_COUNT - REBUILD_KEYS * (USED_PER_KEY + 1))) real events"
     echo "  of one seeded firm, then $REBUILD_KEYS keys × (1 \`ApiKeyCreated\` + $USED_PER_KEY \`ApiKeyUsed\`)."
     echo

@@ -74,7 +74,10 @@ if [[ "$PROFILE" == release ]]; then
     cargo build --release --locked -p api -p bench --bin esqase --bin esqase-bench-seed
 else
     log "building debug binaries"
-    cargo build --locked -p api -p bench --bin esqase --bin esqase-bench-seed
+    # With the workspace's test targets, features resolve as for `cargo test --workspace`: right
+    # after the test run (./scripts/test.sh) the binaries are already built, where a build of the
+    # two packages alone would rebuild much of the tree under other features.
+    cargo build --locked --workspace --all-targets
 fi
 mkdir -p "$REPORTS"
 

@@ -26,7 +26,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --workspace --locked 2>&1 | tee "$log"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 # The short schemathesis run (every check, 5 examples per operation and phase) against the debug
 # binary the tests just built; ./scripts/schemathesis.sh alone runs the full one.
 echo "== schemathesis (short)"

@@ -1,6 +1,7 @@
 // The API keys page: the Create API key dialog (then the copy-once view), Edit allowed domains,
-// and the row's "..." menu with Roll (a grace period, then the same copy-once view) and Revoke. Each sends its command to /v1/api-keys; the page then
-// reloads, so the table is always the server's.
+// and the row's "..." menu with Rate limit, Roll (a grace period, then the same copy-once view)
+// and Revoke. Each sends its command to /v1/api-keys; the page then reloads, so the table is
+// always the server's.
 import "./app.js";
 import { api, clearErrors, clearErrorsOnEdit, describe, showProblem } from "./api.js";
 
@@ -9,8 +10,9 @@ const copyDialog = document.getElementById("copy-key-dialog");
 const domainsDialog = document.getElementById("domains-dialog");
 const revokeDialog = document.getElementById("revoke-dialog");
 const rollDialog = document.getElementById("roll-dialog");
+const rateLimitDialog = document.getElementById("rate-limit-dialog");
 
-for (const dialog of [createDialog, copyDialog, domainsDialog, revokeDialog, rollDialog]) {
+for (const dialog of [createDialog, copyDialog, domainsDialog, revokeDialog, rollDialog, rateLimitDialog]) {
   for (const button of dialog.querySelectorAll("[data-close]")) {
     button.addEventListener("click", () => dialog.close());
   }
@@ -51,6 +53,8 @@ createForm.addEventListener("submit", async (event) => {
   if (expires) body.expires_at = expires;
   const domains = createForm.elements.allowed_domains.value;
   if (domains.trim()) body.allowed_domains = [domains];
+  const rateLimit = rateLimitOf(createForm);
+  if (rateLimit) body.rate_limit = rateLimit;
   createSubmit.disabled = true;
   const answer = await api("POST", "/v1/api-keys", body);
   updateCreateButton();
@@ -138,6 +142,15 @@ domainsForm.addEventListener("submit", async (event) => {
   (first || domainsForm.elements.allowed_domains).focus();
 });
 
+// The rate-limit fields of a form: { limit, window_seconds }, or null when the number is blank
+// (no limit). A number that is not a whole one is sent as typed, for the service to explain.
+function rateLimitOf(form) {
+  const typed = form.elements.rate_limit.value.trim();
+  if (!typed) return null;
+  const limit = Number(typed);
+  return { limit: Number.isFinite(limit) ? limit : typed, window_seconds: Number(form.elements.rate_limit_window.value) };
+}
+
 // The row's "..." menu: opens below its button, closes on Escape, on a click elsewhere, or
 // when an item is chosen.
 let openMenu = null;
@@ -213,6 +226,43 @@ revokeForm.addEventListener("submit", async (event) => {
   const formError = revokeForm.querySelector("[data-form-error]");
   formError.textContent = describe(answer);
   formError.hidden = false;
+});
+
+// Rate limit: set, change or remove (a blank number) the key's limit.
+const rateLimitForm = rateLimitDialog.querySelector("[data-rate-limit-form]");
+let rateLimitKeyId = null;
+clearErrorsOnEdit(rateLimitForm);
+for (const item of document.querySelectorAll("[data-rate-limit]")) {
+  item.addEventListener("click", () => {
+    rateLimitForm.reset();
+    const windowSelect = rateLimitForm.elements.rate_limit_window;
+    const seconds = item.dataset.window || "60";
+    // A window set through the API that the list does not offer is shown as it is.
+    if (![...windowSelect.options].some((option) => option.value === seconds)) {
+      windowSelect.add(new Option(`${seconds} seconds`, seconds));
+    }
+    rateLimitForm.elements.rate_limit.value = item.dataset.limit || "";
+    windowSelect.value = seconds;
+    rateLimitKeyId = openForKey(item, rateLimitDialog, rateLimitForm);
+    rateLimitForm.elements.rate_limit.focus();
+  });
+}
+rateLimitForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearErrors(rateLimitForm);
+  const save = rateLimitForm.querySelector("button[type=submit]");
+  save.disabled = true;
+  const answer = await api("PUT", `/v1/api-keys/${encodeURIComponent(rateLimitKeyId)}/rate-limit`, {
+    rate_limit: rateLimitOf(rateLimitForm),
+  });
+  save.disabled = false;
+  if (answer.ok) {
+    rateLimitDialog.close();
+    window.location.reload();
+    return;
+  }
+  const first = showProblem(rateLimitForm, answer);
+  (first || rateLimitForm.elements.rate_limit).focus();
 });
 
 // Roll: pick when the old key stops, then the new key's secret in the copy-once view.

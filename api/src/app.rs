@@ -28,6 +28,8 @@ pub struct AppState {
     pub verification: projections::verification::SharedVerification,
     /// Key uses counted on this node, flushed as Used events.
     pub usage: Arc<commands::usage::UsageRecorder>,
+    /// Each limited key's quota on this node, reserved from the count all nodes share.
+    pub rate_limiter: Arc<projections::rate_limits::RateLimiter>,
     /// How long a request may take before it is answered 503 (see [`crate::deadline`]).
     pub request_deadline: std::time::Duration,
     /// How far the verification runner has got, for `/readyz` and `/metrics`.
@@ -73,6 +75,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(refuse_oversized_bodies))
         .layer(middleware::from_fn_with_state(state.clone(), crate::deadline::deadline))
+        .layer(middleware::from_fn(crate::rate_limit::headers))
         .layer(middleware::from_fn(crate::cors::cors))
         .layer(middleware::from_fn(request_id))
         .with_state(state)

@@ -4,7 +4,8 @@
 //!
 //! The contract's order: (1) the key exists — a malformed key or a bad checksum is refused
 //! before any lookup; (2) not revoked, not expired; (3) the browser origin, if any, is allowed;
-//! then, per route, (4) the key has the scope and (5) its creator's role has it now.
+//! (4) the key is within its rate limit, if it has one; then, per route, (5) the key has the
+//! scope and (6) its creator's role has it now.
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -14,7 +15,7 @@ use axum::http::header::ORIGIN;
 use axum::http::request::Parts;
 use commands::auth::SignedInMember;
 use domain::api_key::KeyStatus;
-use domain::{ApiKeySecret, FirmId, MemberId, Permission, PermissionSet};
+use domain::{ApiKeySecret, FirmId, MemberId, Permission, PermissionSet, RateLimit};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -54,9 +55,17 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             Credential::Session(_) => Member::from_request_parts(parts, state).await.map(|Member(m)| Caller::Member(m)),
             Credential::ApiKey(presented) => {
                 let origin = parts.headers.get(ORIGIN).map(|v| v.to_str().unwrap_or("null"));
-                let verified = verify_key(state, &presented, origin).await?;
+                let (verified, rate_limit) = verify_key(state, &presented, origin).await?;
                 if let Some(verdict) = parts.extensions.get::<crate::cors::OriginVerdict>() {
                     verdict.allow();
+                }
+                let Some(limit) = rate_limit else { return Ok(Caller::ApiKey(verified)) };
+                let status = state.rate_limiter.admit(verified.key_id, limit, commands::log::now()).await;
+                if let Some(note) = parts.extensions.get::<crate::rate_limit::RateLimitNote>() {
+                    note.set(status);
+                }
+                if !status.allowed {
+                    return Err(ApiError::RateLimited(status.resets_in));
                 }
                 Ok(Caller::ApiKey(verified))
             }
@@ -64,9 +73,14 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     }
 }
 
-/// Steps 1 to 3 of verification; a key that passes 1 and 2 counts as used. From memory while
-/// this node can show its cache is current; from Postgres while it cannot.
-pub async fn verify_key(state: &AppState, presented: &str, origin: Option<&str>) -> Result<VerifiedKey, ApiError> {
+/// Steps 1 to 3 of verification, with the key's rate limit for step 4; a key that passes 1 and
+/// 2 counts as used. From memory while this node can show its cache is current; from Postgres
+/// while it cannot.
+async fn verify_key(
+    state: &AppState,
+    presented: &str,
+    origin: Option<&str>,
+) -> Result<(VerifiedKey, Option<RateLimit>), ApiError> {
     // A malformed key or a bad checksum is refused before any lookup.
     let secret = ApiKeySecret::parse(presented).map_err(|_| ApiError::InvalidApiKey)?;
     let hash = secret.hash();
@@ -97,7 +111,7 @@ pub async fn verify_key(state: &AppState, presented: &str, origin: Option<&str>)
     if !origin_allowed {
         return Err(ApiError::OriginNotAllowed);
     }
-    Ok(verified)
+    Ok((verified, key.rate_limit))
 }
 
 impl Caller {

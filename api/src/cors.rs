@@ -15,6 +15,10 @@ use std::sync::Arc;
 /// How long a browser may cache a preflight answer, in seconds.
 const MAX_AGE: &str = "600";
 
+/// The answer's fields a page may read besides the safelisted ones: how a limited key may pace
+/// itself ([`crate::rate_limit`]) and how long a refused one must wait.
+const EXPOSED: &str = "RateLimit, RateLimit-Policy, Retry-After";
+
 /// Whether the request's key passed verification up to its origin: put on each request by
 /// [`cors`], raised by the [`crate::caller::Caller`] extractor, read once the route has answered.
 #[derive(Clone, Default)]
@@ -54,6 +58,7 @@ pub async fn cors(mut request: Request, next: Next) -> Response {
         // allows any origin: echoing "null" then is what the browser needs to read the answer.
         let headers = response.headers_mut();
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED));
         headers.append(header::VARY, HeaderValue::from_static("Origin"));
     }
     response

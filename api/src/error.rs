@@ -8,7 +8,7 @@ use domain::FieldError;
 use serde::Serialize;
 
 /// Everything a route can answer besides success.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, strum::EnumCount)]
 pub enum ApiError {
     /// 400 `malformed_request`: the body is not JSON of the expected shape.
     #[error("{0}")]
@@ -113,6 +113,10 @@ pub enum ApiError {
     /// account or from the address make further attempts wait.
     #[error("too many failed attempts; try again in {} seconds", retry_after_seconds(*.0))]
     TooManyAttempts(std::time::Duration),
+    /// 429 `rate_limited`, with `Retry-After` (whole seconds until the key's window ends): the
+    /// key has used its rate limit for the current window.
+    #[error("this API key has used its rate limit; try again in {0} seconds")]
+    RateLimited(u64),
     /// 503 `service_unavailable`, with `Retry-After`.
     #[error("the service is temporarily unavailable; try again shortly")]
     Unavailable,
@@ -159,15 +163,17 @@ impl ApiError {
             UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
 }
 
-/// Every variant once, in declaration order: what the OpenAPI document lists as the codes.
-/// [`ApiError::position`] matches exhaustively, so a new variant cannot be left out unnoticed.
-pub const EVERY: [ApiError; 35] = [
+/// Every variant once, in declaration order: what the OpenAPI document lists as the codes. Its
+/// length is the number of variants (`strum::EnumCount`), so a new variant cannot be left out,
+/// and a test sees that none is listed twice.
+pub const EVERY: [ApiError; <ApiError as strum::EnumCount>::COUNT] = [
     ApiError::Malformed(String::new()),
     ApiError::InvalidQuery(String::new()),
     ApiError::InvalidCredentials,
@@ -201,53 +207,12 @@ pub const EVERY: [ApiError; 35] = [
     ApiError::UnsupportedMediaType,
     ApiError::Validation(Vec::new()),
     ApiError::TooManyAttempts(std::time::Duration::ZERO),
+    ApiError::RateLimited(0),
     ApiError::Unavailable,
     ApiError::Internal,
 ];
 
 impl ApiError {
-    /// Where the variant stands in [`EVERY`].
-    pub fn position(&self) -> usize {
-        use ApiError::*;
-        match self {
-            Malformed(_) => 0,
-            InvalidQuery(_) => 1,
-            InvalidCredentials => 2,
-            InvalidSession => 3,
-            InvalidLogin => 4,
-            InvalidInvitation => 5,
-            InvalidSignature => 6,
-            InvalidApiKey => 7,
-            ApiKeyRevoked => 8,
-            ApiKeyExpired => 9,
-            OriginNotAllowed => 10,
-            InsufficientScope(_) => 11,
-            CreatorLacksPermission(_) => 12,
-            ApiKeyRequired => 13,
-            PermissionDenied => 14,
-            SessionRequired => 15,
-            CrossSiteRequest => 16,
-            SignupClosed => 17,
-            NotFound => 18,
-            MethodNotAllowed => 19,
-            EmailTaken => 20,
-            ApiKeyNotActive(_) => 21,
-            ApiKeyAlreadyRolled => 22,
-            OwnerRoleFixed => 23,
-            OwnerCannotBeRemoved => 24,
-            MemberNotActive => 25,
-            Conflict => 26,
-            RecordInUse => 27,
-            PayloadTooLarge => 28,
-            ReportTooLarge(_) => 29,
-            UnsupportedMediaType => 30,
-            Validation(_) => 31,
-            TooManyAttempts(_) => 32,
-            Unavailable => 33,
-            Internal => 34,
-        }
-    }
-
     /// What the variant means, for the OpenAPI document: its message where that is fixed, a
     /// description of it where the message carries the particulars.
     pub fn explanation(&self) -> String {
@@ -272,6 +237,10 @@ impl ApiError {
             ApiError::TooManyAttempts(_) => "too many failed sign-ins for this account or from this address; \
                  try again after `Retry-After` seconds (the wait doubles with each further failure, up to 15 \
                  minutes)"
+                .into(),
+            ApiError::RateLimited(_) => "the API key has used its rate limit for the current window; try again after \
+                 `Retry-After` seconds, when the next window begins (the `RateLimit` header says how many requests \
+                 are left and when the window ends)"
                 .into(),
             other => other.to_string(),
         }
@@ -348,8 +317,14 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        if let ApiError::TooManyAttempts(wait) = self {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds(wait)));
+        match self {
+            ApiError::TooManyAttempts(wait) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds(wait)));
+            }
+            ApiError::RateLimited(seconds) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            }
+            _ => {}
         }
         response
     }
@@ -403,9 +378,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_lists_each_variant_once_in_order() {
-        for (i, error) in EVERY.iter().enumerate() {
-            assert_eq!(error.position(), i, "{error:?}");
-        }
+    fn every_lists_each_variant_once() {
+        let kinds: std::collections::HashSet<_> = EVERY.iter().map(std::mem::discriminant).collect();
+        assert_eq!(kinds.len(), EVERY.len(), "a variant is listed twice, so another is missing");
     }
 }

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method};
-use commands::auth::{authenticate, SignedInMember};
+use commands::auth::{authenticate, Authorized, Requirement, SignedInMember};
 use domain::secret::{BearerToken, TokenKind, API_KEY_PREFIX};
 use projections::page::{Cursor, PageRequest, MAX_LIMIT};
 use serde::de::DeserializeOwned;
@@ -115,50 +115,26 @@ impl FromRequestParts<Arc<AppState>> for Member {
     }
 }
 
-/// What a route needs its member's role to hold (a marker type per permission).
-pub trait RoutePermission: Send + Sync {
-    /// The permission.
-    const PERMISSION: domain::Permission;
-}
+/// A signed-in member who meets `R` (`commands::auth`'s requirements: `ManagesApiKeys`,
+/// `ManagesMembers`, `ReadsAuditLog`, `IsOwner`). Put it before every other extractor that
+/// reads the request (query, path, body): axum runs them in order, so a member who may not use
+/// the route is told `403 permission_denied` whatever else is wrong with the request. It holds
+/// the [`Authorized`] proof that the route's command takes: the one check of the rule.
+pub struct Permitted<R>(pub Authorized<R>);
 
-/// The API keys page's routes.
-pub struct ManagesApiKeys;
-impl RoutePermission for ManagesApiKeys {
-    const PERMISSION: domain::Permission = domain::Permission::ApiKeys;
-}
-
-/// The audit log's routes.
-pub struct ReadsAuditLog;
-impl RoutePermission for ReadsAuditLog {
-    const PERMISSION: domain::Permission = domain::Permission::AuditLog;
-}
-
-/// Inviting and removing members.
-pub struct ManagesMembers;
-impl RoutePermission for ManagesMembers {
-    const PERMISSION: domain::Permission = domain::Permission::Members;
-}
-
-/// A signed-in member whose role holds `P`'s permission. Put it before every other extractor
-/// that reads the request (query, path, body): axum runs them in order, so a member who may
-/// not use the route is told `403 permission_denied` whatever else is wrong with the request.
-/// Only this extractor makes one, so holding one is the proof.
-pub struct Permitted<P>(SignedInMember, std::marker::PhantomData<P>);
-
-impl<P> std::ops::Deref for Permitted<P> {
-    type Target = SignedInMember;
-    fn deref(&self) -> &SignedInMember {
+impl<R> std::ops::Deref for Permitted<R> {
+    type Target = Authorized<R>;
+    fn deref(&self) -> &Authorized<R> {
         &self.0
     }
 }
 
-impl<P: RoutePermission> FromRequestParts<Arc<AppState>> for Permitted<P> {
+impl<R: Requirement> FromRequestParts<Arc<AppState>> for Permitted<R> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let Member(member) = Member::from_request_parts(parts, state).await?;
-        member.require(P::PERMISSION)?;
-        Ok(Permitted(member, std::marker::PhantomData))
+        Ok(Permitted(member.authorize::<R>()?))
     }
 }
 
@@ -173,27 +149,6 @@ impl<T: From<uuid::Uuid>, S: Send + Sync> FromRequestParts<S> for PathId<T> {
         let axum::extract::Path(raw) =
             axum::extract::Path::<String>::from_request_parts(parts, state).await.map_err(|_| ApiError::NotFound)?;
         uuid::Uuid::try_parse(&raw).map(|id| PathId(T::from(id))).map_err(|_| ApiError::NotFound)
-    }
-}
-
-/// The firm's owner, signed in: the routes only the owner may use (members' roles, the grid),
-/// refused `403 permission_denied` to anyone else before the request is read, as [`Permitted`].
-pub struct Owner(SignedInMember);
-
-impl std::ops::Deref for Owner {
-    type Target = SignedInMember;
-    fn deref(&self) -> &SignedInMember {
-        &self.0
-    }
-}
-
-impl FromRequestParts<Arc<AppState>> for Owner {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let Member(member) = Member::from_request_parts(parts, state).await?;
-        member.require_owner()?;
-        Ok(Owner(member))
     }
 }
 

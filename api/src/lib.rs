@@ -10,6 +10,7 @@ pub mod extract;
 pub mod middleware;
 pub mod openapi;
 pub mod progress;
+pub mod rate_limit;
 pub mod requests;
 pub mod response;
 pub mod routes;

@@ -44,6 +44,7 @@ pub const KEY_CREDENTIALS: &[ApiError] = &[
     ApiError::ApiKeyRevoked,
     ApiError::ApiKeyExpired,
     ApiError::OriginNotAllowed,
+    ApiError::RateLimited(0),
     ApiError::Unavailable,
 ];
 
@@ -152,9 +153,14 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
 /// clients and by stateful testing): the operation and status whose body holds the new id, where
 /// in the body it is (a JSON pointer), and the operations that take it as their `id`. The data
 /// API's records answer with their `id` at the top, where tools find it without a link.
-const LINKS: [(&str, &str, &str, [&str; 3]); 2] = [
-    ("invite_member", "201", "/member/id", ["get_member", "change_member_role", "remove_member"]),
-    ("create_api_key", "201", "/api_key/id", ["get_api_key", "update_api_key_allowed_domains", "revoke_api_key"]),
+const LINKS: [(&str, &str, &str, &[&str]); 2] = [
+    ("invite_member", "201", "/member/id", &["get_member", "change_member_role", "remove_member"]),
+    (
+        "create_api_key",
+        "201",
+        "/api_key/id",
+        &["get_api_key", "update_api_key_allowed_domains", "update_api_key_rate_limit", "revoke_api_key"],
+    ),
 ];
 
 /// Adds [`LINKS`] to the responses they start from. Written into the JSON: utoipa 5 serializes
@@ -180,6 +186,57 @@ fn add_links(document: &mut serde_json::Value) {
             .collect();
         if let Some(response) = response.as_object_mut() {
             response.insert("links".into(), serde_json::Value::Object(links));
+        }
+    }
+}
+
+/// The header fields on every answer to a key with a rate limit (`crate::rate_limit`), as
+/// `components.headers`: written into the JSON, as utoipa 5 has no header components.
+fn rate_limit_header_components() -> serde_json::Value {
+    serde_json::json!({
+        "RateLimit-Policy": {
+            "description": "On every answer to a request whose API key has a rate limit (past the checks of the key \
+                itself): the limit as `\"api-key\";q=<limit>;w=<window seconds>` \
+                (draft-ietf-httpapi-ratelimit-headers).",
+            "schema": { "type": "string", "pattern": "^\"api-key\";q=[0-9]+;w=[0-9]+$" },
+            "example": "\"api-key\";q=100;w=60",
+        },
+        "RateLimit": {
+            "description": "On every answer to a request whose API key has a rate limit: what is left of the current \
+                window and the seconds until it ends, as `\"api-key\";r=<remaining>;t=<seconds>`.",
+            "schema": { "type": "string", "pattern": "^\"api-key\";r=[0-9]+;t=[0-9]+$" },
+            "example": "\"api-key\";r=42;t=17",
+        },
+    })
+}
+
+/// Names the rate-limit header fields on every answer of the operations that take an API key,
+/// but the 401s (given before a key is found, so before its limit is known).
+fn add_rate_limit_headers(document: &mut serde_json::Value) {
+    if let Some(components) = document.get_mut("components").and_then(serde_json::Value::as_object_mut) {
+        components.insert("headers".into(), rate_limit_header_components());
+    }
+    let Some(paths) = document.get_mut("paths").and_then(serde_json::Value::as_object_mut) else { return };
+    for operation in paths.values_mut().filter_map(serde_json::Value::as_object_mut).flat_map(|item| item.values_mut())
+    {
+        let takes_a_key = operation
+            .get("security")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|schemes| schemes.iter().any(|scheme| scheme.get(API_KEY).is_some()));
+        if !takes_a_key {
+            continue;
+        }
+        let Some(responses) = operation.get_mut("responses").and_then(serde_json::Value::as_object_mut) else {
+            continue;
+        };
+        for (_, response) in responses.iter_mut().filter(|(status, _)| status.as_str() != "401") {
+            let Some(response) = response.as_object_mut() else { continue };
+            let headers = response.entry("headers").or_insert_with(|| serde_json::json!({}));
+            if let Some(headers) = headers.as_object_mut() {
+                for name in ["RateLimit-Policy", "RateLimit"] {
+                    headers.insert(name.into(), serde_json::json!({ "$ref": format!("#/components/headers/{name}") }));
+                }
+            }
         }
     }
 }
@@ -241,11 +298,12 @@ pub fn document() -> OpenApi {
     openapi
 }
 
-/// The whole document as JSON: [`document`] with its [`LINKS`].
+/// The whole document as JSON: [`document`] with its [`LINKS`] and rate-limit header fields.
 pub fn document_value() -> serde_json::Value {
     match serde_json::to_value(document()) {
         Ok(mut value) => {
             add_links(&mut value);
+            add_rate_limit_headers(&mut value);
             value
         }
         Err(error) => {

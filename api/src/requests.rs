@@ -11,9 +11,10 @@ use commands::members::{InvitationAcceptance, Login, NewInvitation};
 use domain::api_key::GracePeriod;
 use domain::expiry::parse_expiry;
 use domain::names::{Email, FirmName, FirmTimeZone, KeyName, Password, PersonName};
+use domain::rate_limit::RateLimitError;
 use domain::schema::{bearer_token, single_line};
 use domain::secret::{BearerToken, TokenKind};
-use domain::{AllowedDomains, FieldErrors, PermissionSet, Role, Scopes, Timestamp};
+use domain::{AllowedDomains, FieldErrors, PermissionSet, RateLimit, Role, Scopes, Timestamp};
 use serde::Deserialize;
 use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, SchemaType, Type};
 use utoipa::ToSchema;
@@ -36,6 +37,9 @@ pub struct CreateApiKeyRequest {
     /// empty allows any domain.
     #[schema(schema_with = domains_request_schema)]
     pub allowed_domains: Option<Vec<String>>,
+    /// At most `limit` requests per window of `window_seconds`, across every node. Absent or
+    /// null for a key without a limit.
+    pub rate_limit: Option<RateLimitRequest>,
 }
 
 impl CreateApiKeyRequest {
@@ -51,13 +55,100 @@ impl CreateApiKeyRequest {
         };
         let allowed_domains =
             errors.check_each("allowed_domains", AllowedDomains::parse(&self.allowed_domains.unwrap_or_default()));
-        match (name, scopes, expires_at, allowed_domains) {
-            (Some(name), Some(scopes), Some(expires_at), Some(allowed_domains)) if errors.is_empty() => {
-                Ok(NewApiKey { name, scopes, expires_at, allowed_domains })
+        let rate_limit = match self.rate_limit {
+            None => Some(None),
+            Some(limit) => limit.parse(&mut errors).map(Some),
+        };
+        match (name, scopes, expires_at, allowed_domains, rate_limit) {
+            (Some(name), Some(scopes), Some(expires_at), Some(allowed_domains), Some(rate_limit))
+                if errors.is_empty() =>
+            {
+                Ok(NewApiKey { name, scopes, expires_at, allowed_domains, rate_limit })
             }
             _ => Err(errors),
         }
     }
+}
+
+/// A rate limit as a request sends it (in `POST /v1/api-keys` and
+/// `PUT /v1/api-keys/{id}/rate-limit`). Each number is read as any JSON value so that a
+/// fraction, a string or a number out of range is a 422 on that field, not a 400 about the body.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitRequest {
+    /// Requests allowed per window: 1 to 1000000.
+    #[schema(required = true, value_type = i64, minimum = 1, maximum = 1000000, examples(100))]
+    pub limit: Option<serde_json::Value>,
+    /// The window's length in whole seconds: 1 to 3600. Windows are fixed and aligned on the
+    /// Unix epoch (a 60-second window runs from one whole minute to the next).
+    #[schema(required = true, value_type = i64, minimum = 1, maximum = 3600, examples(60))]
+    pub window_seconds: Option<serde_json::Value>,
+}
+
+impl RateLimitRequest {
+    /// The limit, or `None` with each failing part recorded as `rate_limit.limit` or
+    /// `rate_limit.window_seconds`.
+    fn parse(self, errors: &mut FieldErrors) -> Option<RateLimit> {
+        let limit = whole_number_field(errors, "rate_limit.limit", self.limit, RateLimit::parse_limit);
+        let window = whole_number_field(
+            errors,
+            "rate_limit.window_seconds",
+            self.window_seconds,
+            RateLimit::parse_window_seconds,
+        );
+        RateLimit::new(limit?.into(), window?.into()).ok()
+    }
+}
+
+/// A whole-number part of a rate limit: "is required" when absent; `parse`'s rule for anything
+/// but a whole number it accepts.
+fn whole_number_field(
+    errors: &mut FieldErrors,
+    field: &str,
+    raw: Option<serde_json::Value>,
+    parse: fn(i64) -> Result<u32, RateLimitError>,
+) -> Option<u32> {
+    let Some(raw) = raw else {
+        errors.push(field, "is required");
+        return None;
+    };
+    // Anything but a whole number gets the same sentence as one out of range: what to send.
+    errors.check(field, parse(whole_number(&raw).unwrap_or(i64::MIN)))
+}
+
+/// A JSON number with no fraction, as JSON Schema's `integer` counts one (`60.0` is 60).
+fn whole_number(raw: &serde_json::Value) -> Option<i64> {
+    raw.as_i64().or_else(|| raw.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
+}
+
+/// The body of `PUT /v1/api-keys/{id}/rate-limit`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitUpdateRequest {
+    /// The new limit, or null to remove it (the key then has no limit).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(required = true, value_type = Option<RateLimitRequest>)]
+    pub rate_limit: Option<Option<RateLimitRequest>>,
+}
+
+impl RateLimitUpdateRequest {
+    pub fn parse(self) -> Result<Option<RateLimit>, FieldErrors> {
+        let Some(requested) = self.rate_limit else {
+            return Err(FieldErrors::single("rate_limit", "is required; send null to remove the limit"));
+        };
+        let Some(limit) = requested else { return Ok(None) };
+        let mut errors = FieldErrors::new();
+        match limit.parse(&mut errors) {
+            Some(parsed) if errors.is_empty() => Ok(Some(parsed)),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Reads a field that is present (null included) as `Some`, so that an absent field (`None`,
+/// by `#[serde(default)]`) and an explicit null (`Some(None)`) differ.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 /// The body of `PUT /v1/api-keys/{id}/allowed-domains`.
@@ -97,9 +188,7 @@ impl RollRequest {
         let Some(raw) = self.grace_period_seconds else {
             return Err(FieldErrors::single("grace_period_seconds", "is required"));
         };
-        // JSON Schema's `integer` includes a number with a zero fraction (`60.0`): accept it too.
-        let whole = raw.as_f64().filter(|f| f.fract() == 0.0 && (0.0..=604_800.0).contains(f)).map(|f| f as i64);
-        let seconds = raw.as_i64().or(whole).ok_or(GracePeriod::RULE);
+        let seconds = whole_number(&raw).ok_or(GracePeriod::RULE);
         seconds.and_then(GracePeriod::from_seconds).map_err(|rule| FieldErrors::single("grace_period_seconds", rule))
     }
 }
@@ -353,10 +442,40 @@ mod tests {
             scopes: Some(vec!["contacts:read".into(), "nonsense".into()]),
             expires_at: Some("2020-01-01".into()),
             allowed_domains: Some(vec!["exa mple.com".into()]),
+            rate_limit: Some(RateLimitRequest { limit: Some(serde_json::json!(0)), window_seconds: None }),
         };
         let errors = request.parse(FirmTimeZone::default(), now()).err().expect("refused");
         let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["name", "scopes", "expires_at", "allowed_domains"]);
+        assert_eq!(
+            fields,
+            ["name", "scopes", "expires_at", "allowed_domains", "rate_limit.limit", "rate_limit.window_seconds"]
+        );
+    }
+
+    #[test]
+    fn a_rate_limit_is_two_whole_numbers_in_range_and_60_point_0_is_60() {
+        let limit = |limit: serde_json::Value, window: serde_json::Value| {
+            let mut errors = FieldErrors::new();
+            let parsed = RateLimitRequest { limit: Some(limit), window_seconds: Some(window) }.parse(&mut errors);
+            (parsed, errors.0.into_iter().map(|e| e.field).collect::<Vec<_>>())
+        };
+        use serde_json::json;
+        assert_eq!(limit(json!(100), json!(60.0)), (RateLimit::new(100, 60).ok(), vec![]));
+        assert_eq!(limit(json!(1_000_001), json!(60)).1, ["rate_limit.limit"]);
+        assert_eq!(limit(json!(10), json!(3601)).1, ["rate_limit.window_seconds"]);
+        assert_eq!(limit(json!("100"), json!(1.5)).1, ["rate_limit.limit", "rate_limit.window_seconds"]);
+        assert_eq!(limit(json!(-1), json!(null)).1, ["rate_limit.limit", "rate_limit.window_seconds"]);
+    }
+
+    #[test]
+    fn a_rate_limit_edit_must_say_the_limit_or_null_to_remove_it() {
+        let read = |body: &str| serde_json::from_str::<RateLimitUpdateRequest>(body).expect("a body").parse();
+        assert_eq!(read(r#"{"rate_limit": null}"#), Ok(None));
+        assert_eq!(read(r#"{"rate_limit": {"limit": 5, "window_seconds": 1}}"#), Ok(RateLimit::new(5, 1).ok()));
+        let missing = read("{}").expect_err("refused");
+        assert_eq!(missing.0[0].field, "rate_limit");
+        let unknown = serde_json::from_str::<RateLimitUpdateRequest>(r#"{"rate_limit": {"limit": 5, "per": 1}}"#);
+        assert!(unknown.is_err(), "an unknown field is a malformed body, as at the top level");
     }
 
     #[test]
@@ -366,11 +485,13 @@ mod tests {
             scopes: Some(vec!["contacts:read".into()]),
             expires_at: None,
             allowed_domains: None,
+            rate_limit: None,
         };
         let key = request.parse(FirmTimeZone::default(), now()).expect("accepted");
         assert_eq!(key.name.as_str(), "Intake sync");
         assert_eq!(key.expires_at, None);
         assert!(key.allowed_domains.is_any());
+        assert_eq!(key.rate_limit, None);
     }
 
     #[test]

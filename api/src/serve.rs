@@ -7,6 +7,7 @@ use commands::relay::{Relay, RelayStatus};
 use commands::usage::UsageRecorder;
 use commands::{Commands, EventLog};
 use projections::cluster::Cluster;
+use projections::rate_limits::RateLimiter;
 use projections::read_models::PgReadModels;
 use projections::runner::{ProjectionStatus, Runner};
 use projections::verification::{SharedVerification, VerificationProjection, VerificationState};
@@ -45,6 +46,11 @@ impl Running {
 
 /// How long a starting node gives NATS before it says that NATS does not answer.
 const NATS_FIRST_CONNECT: Duration = Duration::from_secs(2);
+
+/// A lost NATS connection is tried again after this times the attempts so far, up to
+/// [`NATS_RECONNECT_MAX`] apart.
+const NATS_RECONNECT_STEP: Duration = Duration::from_millis(50);
+const NATS_RECONNECT_MAX: Duration = Duration::from_millis(250);
 
 /// Said once per outage (the client's own retries are logged at debug, below the default filter).
 fn say_nats_is_unreachable(url: &str) {
@@ -120,6 +126,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         })
     }
     .retry_on_initial_connect()
+    // The client's default backoff doubles up to 4 s between attempts, so a node could stay
+    // off NATS (verifying against Postgres, its commands waiting out leases) for seconds after
+    // the server is back. A handful of nodes retrying every quarter second costs the server
+    // nothing.
+    .reconnect_delay_callback(|attempts| NATS_RECONNECT_STEP.saturating_mul(attempts as u32).min(NATS_RECONNECT_MAX))
     .name(format!("esqase-{}", names.prefix()))
     .connect(&settings.nats_url)
     .await?;
@@ -143,11 +154,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         verification_status.clone(),
         relay_wake.clone(),
     ));
+    let rate_limiter = {
+        let cluster = cluster.clone();
+        RateLimiter::new(nats.clone(), &names, move || cluster.known_nodes())
+    };
     let log = EventLog::new(pool.clone(), Arc::new(PgReadModels), cluster.clone(), relay_wake);
     let relay_status = Arc::new(RelayStatus::default());
     let relay = Relay {
         pool: pool.clone(),
-        jetstream: async_nats::jetstream::new(nats.clone()),
+        nats: nats.clone(),
         names: names.clone(),
         wake: log.commit_signal(),
         status: relay_status.clone(),
@@ -173,6 +188,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         verification,
         verification_status,
         usage: Arc::new(UsageRecorder::default()),
+        rate_limiter,
         request_deadline: Duration::from_millis(settings.request_deadline_ms.max(1)),
         secret_scanning,
     });
@@ -218,6 +234,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         let interval = Duration::from_millis(settings.usage_flush_ms.max(1));
         tasks.spawn(async move {
             state.usage.run(&state.commands, interval, shutdown).await;
+            Ok(())
+        });
+    }
+    {
+        let (limiter, shutdown) = (state.rate_limiter.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            limiter.run(shutdown).await;
             Ok(())
         });
     }

@@ -196,8 +196,10 @@ fn render_operation(out: &mut String, method: &str, path: &str, operation: &Valu
             .as_object()
             .into_iter()
             .flatten()
-            .map(|(name, header)| {
-                format!("`{name}` ({})", header["description"].as_str().unwrap_or_default().trim_end_matches('.'))
+            .map(|(name, header)| match header["description"].as_str() {
+                Some(description) => format!("`{name}` ({})", description.trim_end_matches('.')),
+                // A shared header (a `$ref`, the rate-limit fields): explained in the conventions.
+                None => format!("`{name}`"),
             })
             .collect();
         let headers = if headers.is_empty() { String::new() } else { format!(" Headers: {}.", headers.join(", ")) };

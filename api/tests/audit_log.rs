@@ -740,7 +740,7 @@ async fn an_export_of_100k_entries_streams_in_little_memory() -> anyhow::Result<
     if let Ok(nats) = async_nats::connect(&settings.nats_url).await {
         let names = commands::nats::NatsNames::new(&settings.nats_prefix)?;
         let js = async_nats::jetstream::new(nats);
-        let _ = js.delete_stream(names.stream()).await;
+        let _ = commands::nats::delete_all(&js, &names).await;
     }
     Ok(())
 }

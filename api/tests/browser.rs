@@ -459,6 +459,8 @@ async fn admin_walk(app: &TestApp, walk: &Walk) -> Result<()> {
     expires.send_keys("03012099").await?;
     let typed = walk.script("return document.querySelector('dialog[open] input[type=date]').value").await?;
     assert_eq!(typed, json!("2099-03-01"), "the date typed into Expires");
+    // A rate limit: requests per minute unless another window is picked.
+    walk.one("the rate limit", "//dialog[@open]//input[@name='rate_limit']").await?.send_keys("100").await?;
     walk.axe("the Create API key dialog").await?;
     walk.screenshot("create-api-key-dialog").await?;
     walk.button_in(dialog, "Create API key").await?.click().await?;
@@ -488,9 +490,15 @@ async fn admin_walk(app: &TestApp, walk: &Walk) -> Result<()> {
     assert!(!source.contains(&secret), "the key is gone from the page once the dialog closes");
     let row = walk.row_text("Intake sync").await?;
     let preview = format!("{}…{}", &secret[..10], &secret[secret.len() - 4..]);
-    for words in
-        ["Active", preview.as_str(), "Contacts: Read, Write", "Matters: Read", "app.example.com", "Mar 1, 2099"]
-    {
+    for words in [
+        "Active",
+        preview.as_str(),
+        "Contacts: Read, Write",
+        "Matters: Read",
+        "app.example.com",
+        "100 per minute",
+        "Mar 1, 2099",
+    ] {
         assert!(row.contains(words), "{words} in the row: {row}");
     }
     assert!(row.contains("Olivia Owner"), "Created by: {row}");
@@ -537,6 +545,7 @@ async fn admin_walk(app: &TestApp, walk: &Walk) -> Result<()> {
     assert!(walk.row_text("Website intake form").await?.contains("www.halemoreno.test"));
     assert!(!walk.row_text("Website intake form").await?.contains("Any"));
     assert!(walk.row_text("Migration script").await?.contains("Any"));
+    assert!(walk.row_text("Migration script").await?.contains("No limit"));
     // Only Active rows show actions; the others a dash.
     for name in ["Contractor import", "One-time export"] {
         let actions = walk.one("the actions cell", &format!("{}/td[last()]", Walk::row(name))).await?;
@@ -559,6 +568,38 @@ async fn admin_walk(app: &TestApp, walk: &Walk) -> Result<()> {
     walk.expect_no_dialog().await?;
     walk.until("the new domain shows in the row", || async {
         Ok(walk.row_text("Intake sync").await?.contains("portal.halemoreno.test"))
+    })
+    .await?;
+
+    // Edit the rate limit, from the row's "..." menu: the dialog starts from the key's limit.
+    walk.button_in(&Walk::row("Intake sync"), "More actions for Intake sync").await?.click().await?;
+    walk.one("the Rate limit item", "//*[@role='menu']//*[@role='menuitem'][normalize-space(.)='Rate limit']")
+        .await?
+        .click()
+        .await?;
+    walk.expect_dialog("Edit rate limit").await?;
+    let limit = walk.one("the rate limit", "//dialog[@open]//input[@name='rate_limit']").await?;
+    assert_eq!(limit.prop("value").await?.as_deref(), Some("100"));
+    limit.clear().await?;
+    limit.send_keys("0").await?;
+    walk.button_in(dialog, "Save").await?.click().await?;
+    walk.until("the limit's error shows", || async {
+        let error = walk.one("the limit error", "//dialog[@open]//p[@data-error-for='rate_limit']").await?;
+        Ok(!error.text().await?.is_empty())
+    })
+    .await?;
+    limit.clear().await?;
+    limit.send_keys("5000").await?;
+    walk.one("the hour window", "//dialog[@open]//select[@name='rate_limit_window']/option[@value='3600']")
+        .await?
+        .click()
+        .await?;
+    walk.axe("the Edit rate limit dialog").await?;
+    walk.review_shot("edit-rate-limit").await?;
+    walk.button_in(dialog, "Save").await?.click().await?;
+    walk.expect_no_dialog().await?;
+    walk.until("the new limit shows in the row", || async {
+        Ok(walk.row_text("Intake sync").await?.contains("5000 per hour"))
     })
     .await?;
 

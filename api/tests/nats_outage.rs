@@ -138,3 +138,61 @@ async fn with_nats_stopped_commands_succeed_nothing_stale_is_accepted_and_nodes_
     let _ = std::fs::remove_dir_all(store);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_nats_stopped_each_node_counts_an_equal_share_of_a_keys_rate_limit() -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt().with_env_filter("info,async_nats=warn").with_test_writer().try_init();
+    let store = std::env::temp_dir().join(format!("esqase-nats-{}", random_uuid()));
+    let nats = PrivateNats::start(free_port(), store);
+    nats.ready().await;
+    let mut settings = testkit::isolated_settings();
+    settings.nats_url = nats.url();
+    let first = TestApp::spawn_with(settings.clone()).await?;
+    let second = TestApp::spawn_with(settings).await?;
+    let (a, b) = (Client::new(&first), Client::new(&second));
+    let owner = sign_up(&a, "Acme Law", &format!("o{}@acme.test", random_uuid())).await;
+    let body =
+        json!({"name": "Shared", "scopes": ["contacts:read"], "rate_limit": {"limit": 10, "window_seconds": 3600}});
+    let key = create_key(&a, &owner, &body).await;
+    let secret = key["secret"].as_str().expect("a secret");
+    // Each node has heard the other before NATS goes: two nodes share the limit.
+    until("each node to hear the other", async || {
+        let heard = async |c: &Client| metric(c, "esqase_barrier_confirmed_total").await > 0;
+        heard(&a).await
+    })
+    .await;
+    // Far from the end of the hour, so one window holds the whole test.
+    let into_hour = chrono::Utc::now().timestamp() % 3600;
+    if into_hour > 3600 - 30 {
+        tokio::time::sleep(Duration::from_secs((3600 - into_hour + 1) as u64)).await;
+    }
+
+    let (_port, store) = nats.stop();
+    until("both nodes to see NATS gone", async || nats_reported(&a, false).await && nats_reported(&b, false).await)
+        .await;
+    let mut admitted = 0;
+    for node in [&a, &b] {
+        for _ in 0..8 {
+            match status(node, secret).await {
+                200 => admitted += 1,
+                429 => {}
+                other => panic!("a limited key got {other}"),
+            }
+        }
+    }
+    assert_eq!(admitted, 10, "each of the two nodes admitted its half of the limit, and no more");
+    assert!(metric(&a, "esqase_rate_limit_fallbacks_total").await >= 1);
+
+    second.stop().await?;
+    first.stop().await?;
+    let _ = std::fs::remove_dir_all(store);
+    Ok(())
+}
+
+/// One counter of a node's `/metrics`.
+async fn metric(client: &Client, name: &str) -> u64 {
+    let text = Client::answer(client.http.get(format!("{}/metrics", client.base_url))).await.text;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+}

@@ -49,7 +49,7 @@ fn every_link_names_an_operation() {
             }
         }
     }
-    assert_eq!(links, 6);
+    assert_eq!(links, 7);
 }
 
 #[test]
@@ -86,8 +86,12 @@ fn every_reference_names_a_component() {
     walk(&document, &mut refs);
     assert!(!refs.is_empty());
     for target in refs {
-        let name = target.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("unexpected ref {target}"));
-        assert!(document["components"]["schemas"][name].is_object(), "{target} names no schema");
+        let (kind, name) = target
+            .strip_prefix("#/components/")
+            .and_then(|rest| rest.split_once('/'))
+            .unwrap_or_else(|| panic!("unexpected ref {target}"));
+        assert!(["schemas", "headers"].contains(&kind), "unexpected ref {target}");
+        assert!(document["components"][kind][name].is_object(), "{target} names no component");
     }
 }
 

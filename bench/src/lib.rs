@@ -1,18 +1,19 @@
 //! What the load tools share: a firm signed up straight through the commands layer, with its
-//! owner signed in.
+//! owner signed in to manage its API keys.
 
 use anyhow::Context;
-use commands::auth::SignedInMember;
+use commands::auth::{Authorized, ManagesApiKeys};
 use commands::firms::{NewFirm, NewOwner, Signup};
 use commands::{read_back, Commands};
 use domain::names::{Email, FirmName, FirmTimeZone, Password, PersonName};
 
-/// Signs up `firm_name` with an owner at `owner_email`, and authenticates the owner's session.
+/// Signs up `firm_name` with an owner at `owner_email`, and authenticates the owner's session,
+/// authorized to manage the firm's API keys.
 pub async fn sign_up_firm(
     commands: &Commands,
     firm_name: &str,
     owner_email: &str,
-) -> anyhow::Result<(Signup, SignedInMember)> {
+) -> anyhow::Result<(Signup, Authorized<ManagesApiKeys>)> {
     let firm = NewFirm {
         name: FirmName::parse(firm_name)?,
         time_zone: FirmTimeZone::default(),
@@ -29,7 +30,9 @@ pub async fn sign_up_firm(
     let owner = commands::auth::authenticate(&commands.log.pool, &signup.session.token, commands::log::now())
         .await
         .map_err(|e| anyhow::anyhow!("reading the owner's session: {e:?}"))?
-        .context("the owner's new session does not authenticate")?;
+        .context("the owner's new session does not authenticate")?
+        .authorize::<ManagesApiKeys>()
+        .map_err(|e| anyhow::anyhow!("the owner may not manage API keys: {e:?}"))?;
     Ok((signup, owner))
 }
 

@@ -1,7 +1,7 @@
 //! API key commands: create (the secret is shown once), edit allowed domains, revoke, roll.
 
 use crate::aggregates::load_api_key;
-use crate::auth::SignedInMember;
+use crate::auth::{Authorized, ManagesApiKeys};
 use crate::error::CommandError;
 use crate::log::now;
 use crate::read_back::ReadBack;
@@ -11,7 +11,7 @@ use crate::Commands;
 use domain::api_key::{self, ApiKeyCommand, GracePeriod};
 use domain::events::RevocationReason;
 use domain::names::KeyName;
-use domain::{AllowedDomains, ApiKeyId, ApiKeySecret, Permission, Scopes, Timestamp};
+use domain::{AllowedDomains, ApiKeyId, ApiKeySecret, RateLimit, Scopes, Timestamp};
 
 /// A key as its creator asked for it, every field parsed. The scopes are checked against the
 /// creator's permissions by the command ([`domain::api_key::decide`]).
@@ -22,6 +22,8 @@ pub struct NewApiKey {
     pub expires_at: Option<Timestamp>,
     /// Empty allows any domain.
     pub allowed_domains: AllowedDomains,
+    /// `None` for a key without a rate limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A key just created. The secret is here and nowhere else, ever.
@@ -36,14 +38,13 @@ impl Commands {
     /// (`read_back`) in the command's own transaction.
     pub async fn create_api_key<T, R: ReadBack<ApiKeyId, T>>(
         &self,
-        by: &SignedInMember,
+        by: &Authorized<ManagesApiKeys>,
         key: NewApiKey,
         request_id: Option<String>,
         read_back: R,
     ) -> Result<(CreatedApiKey, T), CommandError> {
-        by.require(Permission::ApiKeys)?;
         let at = now();
-        let NewApiKey { name, scopes, expires_at, allowed_domains } = key;
+        let NewApiKey { name, scopes, expires_at, allowed_domains, rate_limit } = key;
         let id = ApiKeyId::new();
         let secret = ApiKeySecret::generate();
         let events = api_key::decide(
@@ -55,6 +56,7 @@ impl Commands {
                 scopes,
                 expires_at,
                 allowed_domains,
+                rate_limit,
                 created_by: by.member_id,
                 creator_permissions: by.permissions,
                 replaces: None,
@@ -76,25 +78,35 @@ impl Commands {
     /// Replaces an Active key's allowed domains, and reads the key back.
     pub async fn update_allowed_domains<T, R: ReadBack<ApiKeyId, T>>(
         &self,
-        by: &SignedInMember,
+        by: &Authorized<ManagesApiKeys>,
         id: ApiKeyId,
         allowed_domains: AllowedDomains,
         request_id: Option<String>,
         read_back: R,
     ) -> Result<T, CommandError> {
-        by.require(Permission::ApiKeys)?;
         self.change_api_key(by, id, ApiKeyCommand::UpdateDomains { allowed_domains }, request_id, read_back).await
+    }
+
+    /// Sets, changes or removes (`None`) an Active key's rate limit, and reads the key back.
+    pub async fn update_rate_limit<T, R: ReadBack<ApiKeyId, T>>(
+        &self,
+        by: &Authorized<ManagesApiKeys>,
+        id: ApiKeyId,
+        rate_limit: Option<RateLimit>,
+        request_id: Option<String>,
+        read_back: R,
+    ) -> Result<T, CommandError> {
+        self.change_api_key(by, id, ApiKeyCommand::UpdateRateLimit { rate_limit }, request_id, read_back).await
     }
 
     /// Revokes an Active key, for good, and reads it back.
     pub async fn revoke_api_key<T, R: ReadBack<ApiKeyId, T>>(
         &self,
-        by: &SignedInMember,
+        by: &Authorized<ManagesApiKeys>,
         id: ApiKeyId,
         request_id: Option<String>,
         read_back: R,
     ) -> Result<T, CommandError> {
-        by.require(Permission::ApiKeys)?;
         let command = ApiKeyCommand::Revoke { reason: RevocationReason::RevokedByMember };
         let answer = self.change_api_key(by, id, command, request_id, read_back).await?;
         tracing::info!(api_key_id = %id, firm_id = %by.firm_id, "API key revoked");
@@ -106,13 +118,12 @@ impl Commands {
     /// `grace` more, in one transaction. Reads back the new key, then the old one, in it.
     pub async fn roll_api_key<T, R: ReadBack<ApiKeyId, T>>(
         &self,
-        by: &SignedInMember,
+        by: &Authorized<ManagesApiKeys>,
         id: ApiKeyId,
         grace: GracePeriod,
         request_id: Option<String>,
         read_back: R,
     ) -> Result<(CreatedApiKey, T, T), CommandError> {
-        by.require(Permission::ApiKeys)?;
         let new_id = ApiKeyId::new();
         let secret = ApiKeySecret::generate();
         let (new_key, old_key) = retry_once!(async {
@@ -155,7 +166,7 @@ impl Commands {
 
     async fn change_api_key<T, R: ReadBack<ApiKeyId, T>>(
         &self,
-        by: &SignedInMember,
+        by: &Authorized<ManagesApiKeys>,
         id: ApiKeyId,
         command: ApiKeyCommand,
         request_id: Option<String>,

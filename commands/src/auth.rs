@@ -33,6 +33,13 @@ impl SignedInMember {
         }
     }
 
+    /// The proof that this member meets `R`, or `permission_denied`: the one check of what a
+    /// command asks of its member (commands take the proof and check nothing themselves).
+    pub fn authorize<R: Requirement>(self) -> Result<Authorized<R>, CommandError> {
+        R::check(&self)?;
+        Ok(Authorized { member: self, requirement: std::marker::PhantomData })
+    }
+
     /// The metadata of events this member causes now, for request `request_id`.
     pub fn metadata(&self, request_id: Option<String>, occurred_at: Timestamp) -> crate::store::Metadata {
         crate::store::Metadata {
@@ -42,14 +49,61 @@ impl SignedInMember {
             occurred_at,
         }
     }
+}
 
-    /// Refuses the request unless the member is the firm's owner.
-    pub fn require_owner(&self) -> Result<(), CommandError> {
-        if self.role == Role::Owner {
+/// What a command asks of the member who gives it (a marker type per rule).
+pub trait Requirement: Send + Sync {
+    /// `permission_denied` unless `member` meets it.
+    fn check(member: &SignedInMember) -> Result<(), CommandError>;
+}
+
+/// Holds the `api_keys` permission: the API keys page.
+pub struct ManagesApiKeys;
+impl Requirement for ManagesApiKeys {
+    fn check(member: &SignedInMember) -> Result<(), CommandError> {
+        member.require(Permission::ApiKeys)
+    }
+}
+
+/// Holds the `members` permission: inviting and removing members.
+pub struct ManagesMembers;
+impl Requirement for ManagesMembers {
+    fn check(member: &SignedInMember) -> Result<(), CommandError> {
+        member.require(Permission::Members)
+    }
+}
+
+/// Holds the `audit_log` permission: reading and exporting the audit log.
+pub struct ReadsAuditLog;
+impl Requirement for ReadsAuditLog {
+    fn check(member: &SignedInMember) -> Result<(), CommandError> {
+        member.require(Permission::AuditLog)
+    }
+}
+
+/// Is the firm's owner: members' roles and the roles-and-permissions grid.
+pub struct IsOwner;
+impl Requirement for IsOwner {
+    fn check(member: &SignedInMember) -> Result<(), CommandError> {
+        if member.role == Role::Owner {
             Ok(())
         } else {
             Err(CommandError::PermissionDenied)
         }
+    }
+}
+
+/// A member who meets `R`, as of this request. Only [`SignedInMember::authorize`] makes one, so
+/// holding one is the proof, and a command that takes it cannot be given without the check.
+pub struct Authorized<R> {
+    member: SignedInMember,
+    requirement: std::marker::PhantomData<R>,
+}
+
+impl<R> std::ops::Deref for Authorized<R> {
+    type Target = SignedInMember;
+    fn deref(&self) -> &SignedInMember {
+        &self.member
     }
 }
 

@@ -1,7 +1,7 @@
 //! Signing a firm up, and the owner's roles-and-permissions grid.
 
 use crate::aggregates::load_firm;
-use crate::auth::{hash_password, start_session, NewSession, SignedInMember};
+use crate::auth::{hash_password, start_session, Authorized, IsOwner, NewSession};
 use crate::error::CommandError;
 use crate::log::now;
 use crate::read_back::ReadBack;
@@ -81,13 +81,12 @@ impl Commands {
     /// back.
     pub async fn set_role_permissions<T, R: ReadBack<Role, T>>(
         &self,
-        by: &SignedInMember,
+        by: &Authorized<IsOwner>,
         role: Role,
         permissions: PermissionSet,
         request_id: Option<String>,
         read_back: R,
     ) -> Result<T, CommandError> {
-        by.require_owner()?;
         if role == Role::Owner {
             return Err(CommandError::OwnerRoleFixed);
         }

@@ -1,7 +1,9 @@
 //! Members: invitations, logging in and out, role changes and removal.
 
 use crate::aggregates::{load_api_key, load_member};
-use crate::auth::{end_sessions_of, hash_password, start_session, verify_password, NewSession, SignedInMember};
+use crate::auth::{
+    end_sessions_of, hash_password, start_session, verify_password, Authorized, IsOwner, ManagesMembers, NewSession,
+};
 use crate::error::CommandError;
 use crate::log::now;
 use crate::read_back::ReadBack;
@@ -14,7 +16,7 @@ use domain::events::RevocationReason;
 use domain::member::{self, MemberCommand};
 use domain::names::{Email, Password, PersonName};
 use domain::secret::{BearerToken, TokenKind};
-use domain::{Actor, FirmId, MemberId, Permission, Role};
+use domain::{Actor, FirmId, MemberId, Role};
 use std::net::IpAddr;
 
 /// How long an invitation stays valid.
@@ -59,12 +61,11 @@ impl Commands {
     /// Invites someone into the caller's firm, and reads the new member back.
     pub async fn invite_member<T, R: ReadBack<MemberId, T>>(
         &self,
-        by: &SignedInMember,
+        by: &Authorized<ManagesMembers>,
         invitation: NewInvitation,
         request_id: Option<String>,
         read_back: R,
     ) -> Result<(Invitation, T), CommandError> {
-        by.require(Permission::Members)?;
         let NewInvitation { name, email, role } = invitation;
         let member_id = MemberId::new();
         let at = now();
@@ -257,13 +258,12 @@ impl Commands {
     /// back.
     pub async fn change_member_role<T, R: ReadBack<MemberId, T>>(
         &self,
-        by: &SignedInMember,
+        by: &Authorized<IsOwner>,
         member_id: MemberId,
         role: Role,
         request_id: Option<String>,
         read_back: R,
     ) -> Result<T, CommandError> {
-        by.require_owner()?;
         retry_once!(async {
             let mut tx = self.log.begin(by.firm_id).await?;
             let loaded = load_member(tx.conn(), by.firm_id, member_id).await?;
@@ -287,12 +287,11 @@ impl Commands {
     /// once. Reads the member back.
     pub async fn remove_member<T, R: ReadBack<MemberId, T>>(
         &self,
-        by: &SignedInMember,
+        by: &Authorized<ManagesMembers>,
         member_id: MemberId,
         request_id: Option<String>,
         read_back: R,
     ) -> Result<T, CommandError> {
-        by.require(Permission::Members)?;
         retry_once!(async {
             let mut tx = self.log.begin(by.firm_id).await?;
             let loaded = load_member(tx.conn(), by.firm_id, member_id).await?;

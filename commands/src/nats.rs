@@ -28,7 +28,6 @@ impl NatsNames {
         }
     }
 
-    /// The prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
@@ -63,6 +62,29 @@ impl NatsNames {
     pub fn cluster_replies(&self, node: uuid::Uuid) -> String {
         format!("{}_cluster_reply.{}", self.prefix, node.simple())
     }
+
+    /// The key-value bucket of the rate limits' counts, shared by every node.
+    pub fn rate_limit_bucket(&self) -> String {
+        format!("{}_rate_limits", self.prefix)
+    }
+}
+
+/// Deletes what a deployment keeps in JetStream, its feed's stream and its rate-limit bucket:
+/// for the tests and benchmarks that clean up after themselves. Either may never have been made
+/// (a node that never reached NATS, no limited key used); every other failure is returned.
+pub async fn delete_all(js: &jetstream::Context, names: &NatsNames) -> Result<(), async_nats::Error> {
+    let not_found = |error: &dyn std::fmt::Display| error.to_string().contains("not found");
+    if let Err(error) = js.delete_stream(names.stream()).await {
+        if !not_found(&error) {
+            return Err(error.into());
+        }
+    }
+    if let Err(error) = js.delete_key_value(names.rate_limit_bucket()).await {
+        if !not_found(&error) {
+            return Err(error.into());
+        }
+    }
+    Ok(())
 }
 
 /// How long JetStream remembers message ids for de-duplication: a relay that restarts within

@@ -29,6 +29,14 @@ const BATCH: i64 = 500;
 /// When nothing wakes the relay, it looks anyway this often (a lost wake-up costs this much).
 const FALLBACK_POLL: Duration = Duration::from_secs(1);
 
+/// How long the relay waits for JetStream to acknowledge a publish (or answer a request) before
+/// it ends its term and starts again: an acknowledgement takes well under a millisecond, and
+/// one lost with a NATS restart would otherwise hold the feed back for the client's default 5 s.
+const ACK_BOUND: Duration = Duration::from_secs(1);
+
+/// How often a relay paused by a NATS outage looks whether NATS is back.
+const NATS_CHECK: Duration = Duration::from_millis(50);
+
 /// What the relay has done, for `/metrics` and `/readyz`.
 #[derive(Debug, Default)]
 pub struct RelayStatus {
@@ -54,8 +62,8 @@ enum RelayError {
 /// Publishes the feed to JetStream.
 pub struct Relay {
     pub pool: PgPool,
-    /// Where to publish.
-    pub jetstream: jetstream::Context,
+    /// Where to publish (JetStream), and whether it is reachable now.
+    pub nats: async_nats::Client,
     /// Subject and stream names.
     pub names: NatsNames,
     /// Raised by this node's commits, and by other nodes' commits as the cluster hears of them
@@ -75,6 +83,13 @@ impl Relay {
                 Err(error) => {
                     tracing::warn!(%error, "relay paused");
                     self.status.leader.store(false, Ordering::Relaxed);
+                    if self.nats.connection_state() != async_nats::connection::State::Connected {
+                        // Nothing to try while NATS is away; resume the moment it is back rather
+                        // than after a backoff that grew through the outage.
+                        self.until_nats_returns(&shutdown).await;
+                        backoff = Duration::from_millis(100);
+                        continue;
+                    }
                     tokio::select! {
                         _ = shutdown.cancelled() => {}
                         _ = tokio::time::sleep(backoff) => {}
@@ -86,8 +101,19 @@ impl Relay {
         self.status.leader.store(false, Ordering::Relaxed);
     }
 
+    async fn until_nats_returns(&self, shutdown: &CancellationToken) {
+        while self.nats.connection_state() != async_nats::connection::State::Connected {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(NATS_CHECK) => {}
+            }
+        }
+    }
+
     /// One term: become leader, then publish until shutdown or an error.
     async fn lead(&self, shutdown: &CancellationToken) -> Result<(), RelayError> {
+        let mut jetstream = jetstream::new(self.nats.clone());
+        jetstream.set_timeout(ACK_BOUND);
         // A connection of our own, closed (not pooled) when the term ends, so the lock goes with it.
         let mut conn = self.pool.acquire().await?.detach();
         loop {
@@ -101,7 +127,7 @@ impl Relay {
                 _ = tokio::time::sleep(FALLBACK_POLL) => {}
             }
         }
-        crate::nats::ensure_stream(&self.jetstream, &self.names).await.map_err(|e| RelayError::Nats(e.to_string()))?;
+        crate::nats::ensure_stream(&jetstream, &self.names).await.map_err(|e| RelayError::Nats(e.to_string()))?;
         self.status.leader.store(true, Ordering::Relaxed);
         tracing::info!("relay leading");
         // Writers outside the cluster announce their commits here (see `Barrier::announces_commits`).
@@ -124,7 +150,7 @@ impl Relay {
             // published again, or the stream would leave feed order.
             let mut previous = at;
             for event in &batch {
-                let ack = self.publish(event, previous).await?;
+                let ack = self.publish(&jetstream, event, previous).await?;
                 ack.await.map_err(|e| RelayError::Nats(e.to_string()))?;
                 previous = event.feed;
             }
@@ -137,6 +163,7 @@ impl Relay {
 
     async fn publish(
         &self,
+        jetstream: &jetstream::Context,
         event: &store::RecordedEvent,
         previous: FeedPosition,
     ) -> Result<jetstream::context::PublishAckFuture, RelayError> {
@@ -147,6 +174,6 @@ impl Relay {
             .message_id(event.id.to_string())
             .header(headers::POSITION, event.feed.to_string().as_str())
             .header(headers::PREVIOUS, previous.to_string().as_str());
-        self.jetstream.send_publish(subject, publish).await.map_err(|e| RelayError::Nats(e.to_string()))
+        jetstream.send_publish(subject, publish).await.map_err(|e| RelayError::Nats(e.to_string()))
     }
 }

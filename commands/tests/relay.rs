@@ -33,16 +33,11 @@ struct RunningRelay {
 }
 
 impl RunningRelay {
-    fn spawn(pool: &PgPool, jetstream: &jetstream::Context, names: &NatsNames, wake: Arc<Notify>) -> RunningRelay {
+    fn spawn(pool: &PgPool, nats: &async_nats::Client, names: &NatsNames, wake: Arc<Notify>) -> RunningRelay {
         let status = Arc::new(RelayStatus::default());
         let shutdown = CancellationToken::new();
-        let relay = Relay {
-            pool: pool.clone(),
-            jetstream: jetstream.clone(),
-            names: names.clone(),
-            wake,
-            status: status.clone(),
-        };
+        let relay =
+            Relay { pool: pool.clone(), nats: nats.clone(), names: names.clone(), wake, status: status.clone() };
         let task = tokio::spawn(relay.run(shutdown.clone()));
         RunningRelay { status, task, _stop: shutdown.clone().drop_guard(), shutdown }
     }
@@ -122,7 +117,7 @@ async fn the_relay_publishes_every_event_once_in_feed_order_and_catches_up_after
     let jetstream = jetstream_context(&client);
     let stream = stream_of(&jetstream, &names).await;
     let log = event_log(&db.pool);
-    let relay = RunningRelay::spawn(&db.pool, &jetstream, &names, log.commit_signal());
+    let relay = RunningRelay::spawn(&db.pool, &client, &names, log.commit_signal());
 
     let firms = [FirmId::new(), FirmId::new(), FirmId::new()];
     let firm = |i: u64| firms[i as usize % firms.len()];
@@ -178,8 +173,8 @@ async fn of_two_relays_only_the_leader_publishes_and_the_other_takes_over_from_i
     let jetstream = jetstream_context(&client);
     let stream = stream_of(&jetstream, &names).await;
     let log = Arc::new(event_log(&db.pool));
-    let here = RunningRelay::spawn(&db.pool, &jetstream, &names, log.commit_signal());
-    let there = RunningRelay::spawn(&other_node, &jetstream, &names, Arc::new(Notify::new()));
+    let here = RunningRelay::spawn(&db.pool, &client, &names, log.commit_signal());
+    let there = RunningRelay::spawn(&other_node, &client, &names, Arc::new(Notify::new()));
 
     let writers: Vec<_> = (0..WRITERS)
         .map(|_| {
@@ -241,7 +236,7 @@ async fn the_stream_stays_in_feed_order_when_nats_dies_in_the_middle_of_a_batch(
             .expect("append");
         tx.commit().await.expect("commit");
     }
-    let relay = RunningRelay::spawn(&db.pool, &jetstream, &names, Arc::new(Notify::new()));
+    let relay = RunningRelay::spawn(&db.pool, &client, &names, Arc::new(Notify::new()));
 
     // Kill NATS while the relay is in the middle of its batches.
     eventually("the relay is publishing", || async { (stream_len(&stream).await? > 1200).then_some(()) }).await;

@@ -6,6 +6,7 @@ use crate::allowed_domains::AllowedDomains;
 use crate::events::{Event, RevocationDetails, RevocationReason};
 use crate::names::KeyName;
 use crate::permissions::{PermissionSet, Scopes};
+use crate::rate_limit::RateLimit;
 use crate::secret::{KeyHash, KeyPreview};
 use crate::{ApiKeyId, MemberId, Timestamp};
 
@@ -15,7 +16,6 @@ pub struct ApiKey {
     pub name: KeyName,
     /// SHA-256 of the secret.
     pub key_hash: KeyHash,
-    /// The masked preview.
     pub preview: KeyPreview,
     /// What it may do.
     pub scopes: Scopes,
@@ -25,7 +25,6 @@ pub struct ApiKey {
     pub allowed_domains: AllowedDomains,
     /// Whose access it inherits.
     pub created_by: MemberId,
-    /// When it was created.
     pub created_at: Timestamp,
     /// Where it is in its life.
     pub lifecycle: Lifecycle,
@@ -35,6 +34,8 @@ pub struct ApiKey {
     pub replaces: Option<ApiKeyId>,
     /// Set once the key is rolled: it stops working when the grace period ends.
     pub rolled: Option<Roll>,
+    /// At most this many requests per window, across every node; `None` for no limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// What a roll left on the old key.
@@ -62,7 +63,6 @@ impl GracePeriod {
         u32::try_from(seconds).ok().filter(|s| *s <= MAX_GRACE_PERIOD_SECONDS).map(GracePeriod).ok_or(Self::RULE)
     }
 
-    /// The seconds it lasts.
     pub const fn seconds(self) -> u32 {
         self.0
     }
@@ -165,8 +165,8 @@ impl ApiKey {
     }
 
     /// The creation of the key that replaces this one when `by` (whose role may do
-    /// `permissions` now) rolls it: the same name, scopes, allowed domains and expiry, under
-    /// the roller's ceiling. The secret is made by the caller.
+    /// `permissions` now) rolls it: the same name, scopes, allowed domains, rate limit and
+    /// expiry, under the roller's ceiling. The secret is made by the caller.
     pub fn successor(
         &self,
         key_hash: KeyHash,
@@ -182,6 +182,7 @@ impl ApiKey {
             scopes: self.scopes,
             expires_at: self.expires_at,
             allowed_domains: self.allowed_domains.clone(),
+            rate_limit: self.rate_limit,
             created_by: by,
             creator_permissions: permissions,
             replaces: Some(replaces),
@@ -210,7 +211,8 @@ pub enum ApiKeyCommand {
         expires_at: Option<Timestamp>,
         /// Parsed allowed domains.
         allowed_domains: AllowedDomains,
-        /// The member creating it.
+        /// At most this many requests per window; `None` for no limit.
+        rate_limit: Option<RateLimit>,
         created_by: MemberId,
         /// What the creator's role may do now (the ceiling).
         creator_permissions: PermissionSet,
@@ -218,10 +220,9 @@ pub enum ApiKeyCommand {
         replaces: Option<ApiKeyId>,
     },
     /// Replace the allowed domains of an Active key.
-    UpdateDomains {
-        /// The new list.
-        allowed_domains: AllowedDomains,
-    },
+    UpdateDomains { allowed_domains: AllowedDomains },
+    /// Set, change or remove (`None`) the rate limit of an Active key.
+    UpdateRateLimit { rate_limit: Option<RateLimit> },
     /// Turn an Active key off for good.
     Revoke { reason: RevocationReason },
     /// Turn an Active key off for good because a secret scanner found it in public.
@@ -278,6 +279,7 @@ pub fn decide(state: Option<&ApiKey>, command: ApiKeyCommand, now: Timestamp) ->
                 scopes,
                 expires_at,
                 allowed_domains,
+                rate_limit,
                 created_by,
                 creator_permissions,
                 replaces,
@@ -296,6 +298,7 @@ pub fn decide(state: Option<&ApiKey>, command: ApiKeyCommand, now: Timestamp) ->
                 allowed_domains,
                 created_by,
                 replaces,
+                rate_limit,
             }])
         }
         (Some(_), ApiKeyCommand::Create { .. }) => Err(ApiKeyError::AlreadyExists),
@@ -313,6 +316,10 @@ pub fn decide(state: Option<&ApiKey>, command: ApiKeyCommand, now: Timestamp) ->
                     before: key.allowed_domains.clone(),
                     after: allowed_domains,
                 }]),
+                ApiKeyCommand::UpdateRateLimit { rate_limit } if rate_limit == key.rate_limit => Ok(vec![]),
+                ApiKeyCommand::UpdateRateLimit { rate_limit } => {
+                    Ok(vec![Event::ApiKeyRateLimitUpdated { before: key.rate_limit, after: rate_limit }])
+                }
                 ApiKeyCommand::Revoke { reason } => Ok(vec![Event::ApiKeyRevoked { reason, details: None }]),
                 ApiKeyCommand::RevokeLeaked { details } => {
                     Ok(vec![Event::ApiKeyRevoked { reason: RevocationReason::Leaked, details: Some(details) }])
@@ -358,7 +365,17 @@ pub fn evolve(state: Option<ApiKey>, event: &Event, at: Timestamp, actor: Option
     match (state, event) {
         (
             None,
-            Event::ApiKeyCreated { name, key_hash, preview, scopes, expires_at, allowed_domains, created_by, replaces },
+            Event::ApiKeyCreated {
+                name,
+                key_hash,
+                preview,
+                scopes,
+                expires_at,
+                allowed_domains,
+                created_by,
+                replaces,
+                rate_limit,
+            },
         ) => Some(ApiKey {
             name: name.clone(),
             key_hash: *key_hash,
@@ -372,9 +389,14 @@ pub fn evolve(state: Option<ApiKey>, event: &Event, at: Timestamp, actor: Option
             last_used_at: None,
             replaces: *replaces,
             rolled: None,
+            rate_limit: *rate_limit,
         }),
         (Some(mut key), Event::ApiKeyDomainsUpdated { after, .. }) => {
             key.allowed_domains = after.clone();
+            Some(key)
+        }
+        (Some(mut key), Event::ApiKeyRateLimitUpdated { after, .. }) => {
+            key.rate_limit = *after;
             Some(key)
         }
         (Some(mut key), Event::ApiKeyRevoked { reason, .. }) => {
@@ -422,6 +444,7 @@ mod tests {
             scopes: Scopes::parse(&["contacts:write"]).expect("valid"),
             expires_at,
             allowed_domains: AllowedDomains::any(),
+            rate_limit: None,
             created_by: MemberId::new(),
             creator_permissions: creator,
             replaces: None,
@@ -511,6 +534,29 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_limit_is_set_changed_and_removed_on_an_active_key_only() {
+        let now = t("2026-11-28T00:00:00Z");
+        let limit = RateLimit::new(100, 60).ok();
+        let key = created(None);
+        let set = decide(Some(&key), ApiKeyCommand::UpdateRateLimit { rate_limit: limit }, now).expect("set");
+        assert_eq!(set, vec![Event::ApiKeyRateLimitUpdated { before: None, after: limit }]);
+        let limited = set.iter().try_fold(key, |s, e| evolve(Some(s), e, now, None)).expect("a key");
+        assert_eq!(limited.rate_limit, limit);
+        let same = decide(Some(&limited), ApiKeyCommand::UpdateRateLimit { rate_limit: limit }, now);
+        assert_eq!(same, Ok(vec![]), "setting the same limit records nothing");
+        let removed = decide(Some(&limited), ApiKeyCommand::UpdateRateLimit { rate_limit: None }, now);
+        assert_eq!(removed, Ok(vec![Event::ApiKeyRateLimitUpdated { before: limit, after: None }]));
+        let revoke = ApiKeyCommand::Revoke { reason: RevocationReason::RevokedByMember };
+        let revoked = decide(Some(&limited), revoke, now)
+            .expect("revoked")
+            .iter()
+            .try_fold(limited, |s, e| evolve(Some(s), e, now, None))
+            .expect("a key");
+        let refused = decide(Some(&revoked), ApiKeyCommand::UpdateRateLimit { rate_limit: None }, now);
+        assert_eq!(refused, Err(ApiKeyError::NotActive("revoked")));
+    }
+
+    #[test]
     fn usage_keeps_the_latest_time_whatever_the_order() {
         let key = created(None);
         let later = Event::ApiKeyUsed { last_used_at: t("2026-11-28T10:00:00Z"), count: 3 };
@@ -593,13 +639,15 @@ mod tests {
 
     #[test]
     fn the_successor_keeps_every_setting_under_the_rollers_ceiling() {
-        let key = created(Some(t("2027-01-01T00:00:00Z")));
+        let mut key = created(Some(t("2027-01-01T00:00:00Z")));
+        key.rate_limit = RateLimit::new(500, 3600).ok();
         let secret = ApiKeySecret::generate();
         let (roller, old) = (MemberId::new(), ApiKeyId::new());
         let command = key.successor(secret.hash(), secret.preview(), roller, PermissionSet::all(), old);
         let events = decide(None, command, t("2026-11-28T00:00:00Z")).expect("created");
         let new = events.iter().fold(None, |s, e| evolve(s, e, t("2026-11-28T00:00:00Z"), None)).expect("a key");
         assert_eq!((new.name, new.scopes, new.expires_at), (key.name.clone(), key.scopes, key.expires_at));
+        assert_eq!(new.rate_limit, key.rate_limit, "a roll keeps the rate limit");
         assert_eq!((new.created_by, new.replaces), (roller, Some(old)));
         let without = PermissionSet::all().difference([Permission::ContactsWrite].into_iter().collect());
         let command = key.successor(secret.hash(), secret.preview(), roller, without, old);

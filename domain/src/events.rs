@@ -4,6 +4,7 @@
 use crate::allowed_domains::AllowedDomains;
 use crate::names::{Email, FirmName, FirmTimeZone, KeyName, PersonName};
 use crate::permissions::{Grid, PermissionSet, Role, Scopes};
+use crate::rate_limit::RateLimit;
 use crate::secret::{KeyHash, KeyPreview};
 use crate::{ApiKeyId, MemberId, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -168,9 +169,15 @@ pub enum Event {
         /// stored before rolling existed, which load as `None`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         replaces: Option<ApiKeyId>,
+        /// At most this many requests per window; absent for a key without a limit (and in
+        /// events stored before limits existed, which load as `None`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rate_limit: Option<RateLimit>,
     },
     /// An Active key's allowed domains were edited.
     ApiKeyDomainsUpdated { before: AllowedDomains, after: AllowedDomains },
+    /// An Active key's rate limit was set, changed or removed (`None`: no limit).
+    ApiKeyRateLimitUpdated { before: Option<RateLimit>, after: Option<RateLimit> },
     /// A key was turned off for good.
     ApiKeyRevoked {
         reason: RevocationReason,
@@ -214,6 +221,7 @@ impl Event {
             Event::MemberSignInThrottled { .. } => "MemberSignInThrottled",
             Event::ApiKeyCreated { .. } => "ApiKeyCreated",
             Event::ApiKeyDomainsUpdated { .. } => "ApiKeyDomainsUpdated",
+            Event::ApiKeyRateLimitUpdated { .. } => "ApiKeyRateLimitUpdated",
             Event::ApiKeyRevoked { .. } => "ApiKeyRevoked",
             Event::ApiKeyRolled { .. } => "ApiKeyRolled",
             Event::ApiKeyUsed { .. } => "ApiKeyUsed",
@@ -233,6 +241,7 @@ impl Event {
             | Event::MemberSignInThrottled { .. } => StreamKind::Member,
             Event::ApiKeyCreated { .. }
             | Event::ApiKeyDomainsUpdated { .. }
+            | Event::ApiKeyRateLimitUpdated { .. }
             | Event::ApiKeyRevoked { .. }
             | Event::ApiKeyRolled { .. }
             | Event::ApiKeyUsed { .. }
@@ -318,9 +327,11 @@ mod tests {
             allowed_domains: AllowedDomains::any(),
             created_by: MemberId::new(),
             replaces: None,
+            rate_limit: None,
         };
         let stored = created.payload();
         assert!(stored.get("replaces").is_none(), "a fresh key stores no replaces field");
+        assert!(stored.get("rate_limit").is_none(), "nor a rate_limit field when it has none");
         assert_eq!(Event::from_stored("ApiKeyCreated", stored).ok(), Some(created));
     }
 

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod member;
 pub mod names;
 pub mod permissions;
+pub mod rate_limit;
 #[cfg(feature = "openapi")]
 pub mod schema;
 pub mod secret;
@@ -23,6 +24,7 @@ pub use allowed_domains::AllowedDomains;
 pub use events::{Actor, Event, StreamKind};
 pub use ids::{ApiKeyId, EventId, FirmId, MemberId};
 pub use permissions::{Grid, Permission, PermissionSet, Role, Scopes};
+pub use rate_limit::RateLimit;
 pub use secret::{ApiKeySecret, KeyHash, KeyPreview};
 pub use validation::{FieldError, FieldErrors};
 

@@ -132,7 +132,6 @@ impl Email {
         }
     }
 
-    /// The address.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -196,7 +195,6 @@ impl FirmTimeZone {
             .map_err(|_| TextError::UnknownTimeZone(raw.trim().to_owned()))
     }
 
-    /// The zone.
     pub fn tz(self) -> chrono_tz::Tz {
         self.0
     }

@@ -5,6 +5,7 @@
 //! generate requests from the document): `\u` escapes and character classes only.
 
 use crate::permissions::{Permission, PermissionSet, Scopes};
+use crate::rate_limit::{RateLimit, MAX_LIMIT, MAX_WINDOW_SECONDS};
 use crate::AllowedDomains;
 use std::borrow::Cow;
 use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
@@ -146,6 +147,40 @@ impl PartialSchema for AllowedDomains {
 impl ToSchema for AllowedDomains {
     fn name() -> Cow<'static, str> {
         Cow::Borrowed("AllowedDomains")
+    }
+}
+
+impl PartialSchema for RateLimit {
+    fn schema() -> RefOr<Schema> {
+        let whole = |max: u32, description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(max))
+                .description(Some(description.to_owned()))
+        };
+        ObjectBuilder::new()
+            .property("limit", whole(MAX_LIMIT, "Requests allowed in each window, across every node."))
+            .required("limit")
+            .property(
+                "window_seconds",
+                whole(
+                    MAX_WINDOW_SECONDS,
+                    "The window's length in seconds. Windows are fixed and aligned on the Unix epoch (a \
+                     60-second window runs from one whole minute to the next).",
+                ),
+            )
+            .required("window_seconds")
+            .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)))
+            .description(Some("At most `limit` requests in each window of `window_seconds`."))
+            .examples([serde_json::json!({"limit": 100, "window_seconds": 60})])
+            .into()
+    }
+}
+
+impl ToSchema for RateLimit {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("RateLimit")
     }
 }
 

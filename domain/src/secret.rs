@@ -198,7 +198,6 @@ impl<'de> serde::Deserialize<'de> for KeyHash {
 pub struct KeyPreview(String);
 
 impl KeyPreview {
-    /// The preview text.
     pub fn as_str(&self) -> &str {
         &self.0
     }

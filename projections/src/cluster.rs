@@ -180,6 +180,12 @@ impl Cluster {
         !peer_silent || chrono::Utc::now().timestamp_millis() - caught_up_since <= POSTGRES_FRESH.as_millis() as i64
     }
 
+    /// How many nodes share the cluster as far as this one knows: itself and the peers heard
+    /// within [`PEER_MEMORY`] that have not said goodbye.
+    pub fn known_nodes(&self) -> usize {
+        1 + self.peers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
+    }
+
     /// Handles the cluster's messages and sends heartbeats until shutdown; says goodbye then.
     pub async fn run(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut messages = self.nats.subscribe(self.names.cluster_subjects()).await?;

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod cluster;
 pub mod page;
+pub mod rate_limits;
 pub mod read_models;
 pub mod rebuild;
 pub mod runner;

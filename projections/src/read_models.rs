@@ -209,6 +209,7 @@ impl Rows {
                 allowed_domains,
                 created_by,
                 replaces,
+                rate_limit,
             } => {
                 self.keys.entry(e.stream_id).or_insert_with(|| {
                     Held::new(KeyRow {
@@ -231,8 +232,16 @@ impl Rows {
                         replaced_by: None,
                         grace_ends_at: None,
                         replaces: replaces.map(|id| id.as_uuid()),
+                        rate_limit: rate_limit.map(|l| l.limit() as i32),
+                        rate_limit_window_seconds: rate_limit.map(|l| l.window_seconds() as i32),
                     })
                 });
+            }
+            Event::ApiKeyRateLimitUpdated { after, .. } => {
+                if let Some(row) = advance(&mut self.keys, e) {
+                    row.rate_limit = after.map(|l| l.limit() as i32);
+                    row.rate_limit_window_seconds = after.map(|l| l.window_seconds() as i32);
+                }
             }
             Event::ApiKeyRolled { replaced_by, grace_ends_at, .. } => {
                 if let Some(row) = advance(&mut self.keys, e) {
@@ -412,6 +421,8 @@ struct KeyRow {
     replaced_by: Option<Uuid>,
     grace_ends_at: Option<Timestamp>,
     replaces: Option<Uuid>,
+    rate_limit: Option<i32>,
+    rate_limit_window_seconds: Option<i32>,
 }
 
 const KEY_COLUMNS: &[(&str, &str)] = &[
@@ -434,6 +445,8 @@ const KEY_COLUMNS: &[(&str, &str)] = &[
     ("replaced_by", "uuid"),
     ("grace_ends_at", "timestamptz"),
     ("replaces", "uuid"),
+    ("rate_limit", "int4"),
+    ("rate_limit_window_seconds", "int4"),
 ];
 
 impl Versioned for FirmRow {
@@ -605,6 +618,8 @@ async fn write_keys(conn: &mut PgConnection, rows: &[KeyRow]) -> Result<(), sqlx
     query = column(query, rows, |r| r.replaced_by);
     query = column(query, rows, |r| r.grace_ends_at);
     query = column(query, rows, |r| r.replaces);
+    query = column(query, rows, |r| r.rate_limit);
+    query = column(query, rows, |r| r.rate_limit_window_seconds);
     query.execute(conn).await?;
     Ok(())
 }

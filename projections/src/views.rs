@@ -4,7 +4,7 @@ use crate::page::{Page, PageRequest};
 use chrono::{DateTime, Utc};
 use domain::api_key::KeyStatus;
 use domain::events::RevocationReason;
-use domain::{ApiKeyId, FirmId, KeyHash, MemberId, Role};
+use domain::{ApiKeyId, FirmId, KeyHash, MemberId, RateLimit, Role};
 use serde::{Serialize, Serializer};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
@@ -80,6 +80,9 @@ pub struct ApiKeyView {
     /// The key this one was rolled from; null for a key created afresh.
     #[schema(required = true)]
     pub replaces: Option<Uuid>,
+    /// At most this many requests per window, across every node; null for no limit.
+    #[schema(required = true, value_type = Option<domain::RateLimit>)]
+    pub rate_limit: Option<RateLimit>,
 }
 
 fn revocation_reason_schema() -> utoipa::openapi::schema::OneOfBuilder {
@@ -96,7 +99,8 @@ fn revocation_reason_schema() -> utoipa::openapi::schema::OneOfBuilder {
 
 const SELECT_KEYS: &str = "SELECT k.id, k.name, k.preview, k.scopes, k.allowed_domains, k.lifecycle, k.last_used_at,
         k.expires_at, k.created_at, k.created_by, c.name AS created_by_name, k.revoked_at, k.revoked_by,
-        r.name AS revoked_by_name, k.revoke_reason, k.replaced_by, k.grace_ends_at, k.replaces
+        r.name AS revoked_by_name, k.revoke_reason, k.replaced_by, k.grace_ends_at, k.replaces, k.rate_limit,
+        k.rate_limit_window_seconds
      FROM api_keys k
      JOIN members c ON c.id = k.created_by
      LEFT JOIN members r ON r.id = k.revoked_by";
@@ -132,7 +136,19 @@ fn key_from_row(row: &PgRow, now: DateTime<Utc>) -> Result<ApiKeyView, sqlx::Err
         replaced_by: row.try_get("replaced_by")?,
         grace_ends_at,
         replaces: row.try_get("replaces")?,
+        rate_limit: rate_limit_from_row(row)?,
     })
+}
+
+fn rate_limit_from_row(row: &PgRow) -> Result<Option<RateLimit>, sqlx::Error> {
+    let limit: Option<i32> = row.try_get("rate_limit")?;
+    let window: Option<i32> = row.try_get("rate_limit_window_seconds")?;
+    match (limit, window) {
+        (Some(limit), Some(window)) => RateLimit::new(limit.into(), window.into())
+            .map(Some)
+            .map_err(|e| sqlx::Error::Decode(format!("stored rate limit: {e}").into())),
+        _ => Ok(None),
+    }
 }
 
 /// One key of `firm` (another firm's key is `None`, as if it did not exist), from the pool or

@@ -8,6 +8,7 @@ use commands::store::{self, Append, Metadata, RecordedEvent, WriterTx};
 use commands::ReadModels;
 use domain::events::{RevocationDetails, RevocationReason};
 use domain::names::{FirmName, KeyName, PersonName};
+use domain::rate_limit::RateLimit;
 use domain::{
     Actor, AllowedDomains, ApiKeyId, ApiKeySecret, Event, FirmId, Grid, MemberId, PermissionSet, Role, Scopes,
 };
@@ -97,6 +98,35 @@ fn key(name: &str, created_by: MemberId, expires_at: Option<chrono::DateTime<Utc
         },
         created_by,
         replaces: None,
+        rate_limit: None,
+    }
+}
+
+/// A key created with a rate limit.
+fn limited_key(name: &str, created_by: MemberId, limit: RateLimit) -> Event {
+    match key(name, created_by, None, &[]) {
+        Event::ApiKeyCreated {
+            rate_limit: _,
+            name,
+            key_hash,
+            preview,
+            scopes,
+            expires_at,
+            allowed_domains,
+            created_by,
+            replaces,
+        } => Event::ApiKeyCreated {
+            name,
+            key_hash,
+            preview,
+            scopes,
+            expires_at,
+            allowed_domains,
+            created_by,
+            replaces,
+            rate_limit: Some(limit),
+        },
+        other => other,
     }
 }
 
@@ -124,9 +154,10 @@ fn event_type_index(event: &Event) -> usize {
         Event::ApiKeyRolled { .. } => 11,
         Event::ApiKeyUsed { .. } => 12,
         Event::ApiKeyExpired {} => 13,
+        Event::ApiKeyRateLimitUpdated { .. } => 14,
     }
 }
-const EVENT_TYPES: usize = 14;
+const EVENT_TYPES: usize = 15;
 
 /// A firm with its owner; returns (firm, owner).
 async fn firm(w: &Writer, name: &str, email: &str) -> (FirmId, MemberId) {
@@ -196,6 +227,16 @@ async fn every_kind_of_event(w: &Writer) -> Vec<RecordedEvent> {
         after: AllowedDomains::parse(&["portal.example.com"]).unwrap(),
     };
     log.extend(w.one(acme, Actor::Member(adam), revoked_by_member, edited).await);
+    let limit = RateLimit::new(100, 60).unwrap();
+    let limited = Event::ApiKeyRateLimitUpdated { before: None, after: Some(limit) };
+    log.extend(w.one(acme, by_owner, revoked_by_member, limited).await);
+    // Created with a limit, which is then lifted.
+    let lifted = Uuid::now_v7();
+    log.extend(w.one(acme, by_owner, lifted, limited_key("Burst", owner, RateLimit::new(10, 1).unwrap())).await);
+    let unlimited = Event::ApiKeyRateLimitUpdated { before: Some(RateLimit::new(10, 1).unwrap()), after: None };
+    log.extend(w.one(acme, by_owner, lifted, unlimited).await);
+    let capped = Uuid::now_v7();
+    log.extend(w.one(acme, by_owner, capped, limited_key("Capped", owner, RateLimit::new(5000, 3600).unwrap())).await);
     for minutes in [5, 20, 10] {
         log.extend(w.one(acme, system, revoked_by_member, used(minutes)).await);
     }
@@ -244,6 +285,7 @@ async fn every_kind_of_event(w: &Writer) -> Vec<RecordedEvent> {
             allowed_domains,
             created_by: owner,
             replaces: Some(ApiKeyId::from_uuid(old)),
+            rate_limit: None,
         };
         log.extend(w.commit(acme, by_owner, vec![(old, vec![rolled]), (new.as_uuid(), vec![successor])]).await);
         if ended {
@@ -394,6 +436,21 @@ async fn a_rebuild_makes_the_tables_the_inline_fold_made_in_one_chunk_or_many() 
     );
     assert_eq!((named("Billing"), named("Reports")), (2, 2));
     assert_eq!(key_named("Old import").lifecycle, "expired");
+    let limits: Vec<(String, Option<i32>, Option<i32>)> = sqlx::query_as(
+        "SELECT name, rate_limit, rate_limit_window_seconds FROM api_keys
+          WHERE name IN ('Intake', 'Burst', 'Capped') ORDER BY name",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        limits,
+        vec![
+            ("Burst".into(), None, None),
+            ("Capped".into(), Some(5000), Some(3600)),
+            ("Intake".into(), Some(100), Some(60))
+        ]
+    );
     // The latest use, though a later flush carried an earlier one.
     let uses: Vec<String> = sqlx::query_scalar(
         "SELECT to_char(last_used_at AT TIME ZONE 'UTC', 'HH24:MI') FROM api_keys WHERE name = 'Intake'",

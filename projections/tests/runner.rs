@@ -98,7 +98,7 @@ async fn a_projection_catches_up_from_postgres_then_follows_jetstream_applying_e
     let relay_status = Arc::new(RelayStatus::default());
     let relay = Relay {
         pool: pool.clone(),
-        jetstream: js.clone(),
+        nats: client.clone(),
         names: names.clone(),
         wake: wake.clone(),
         status: relay_status.clone(),

@@ -1,17 +1,17 @@
-//! The API keys page: list, create (the secret shown once), get, edit allowed domains, revoke,
-//! roll (the new secret shown once).
+//! The API keys page: list, create (the secret shown once), get, edit allowed domains, set or
+//! remove a rate limit, revoke, roll (the new secret shown once).
 
 use crate::app::AppState;
 use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, ListQuery, ManagesApiKeys, PageParams, PathId, Permitted, RequestId};
+use crate::extract::{JsonBody, ListQuery, PageParams, PathId, Permitted, RequestId};
 use crate::openapi::{problems, JSON_BODY, KEY_CREDENTIALS, LIST, SESSION};
-use crate::requests::{AllowedDomainsRequest, CreateApiKeyRequest, RollRequest};
+use crate::requests::{AllowedDomainsRequest, CreateApiKeyRequest, RateLimitUpdateRequest, RollRequest};
 use crate::response::{json, no_store};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use commands::auth::SignedInMember;
+use commands::auth::{ManagesApiKeys, SignedInMember};
 use commands::read_back::{read_back, ReadBack};
 use domain::api_key::KeyStatus;
 use domain::ApiKeyId;
@@ -32,6 +32,7 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(current))
         .routes(routes!(show))
         .routes(routes!(update_allowed_domains))
+        .routes(routes!(update_rate_limit))
         .routes(routes!(revoke))
         .routes(routes!(roll))
 }
@@ -101,7 +102,7 @@ problems!(
     ShowProblems = [SESSION, &[ApiError::PermissionDenied, ApiError::NotFound]]
 );
 problems!(
-    /// What editing a key's domains can answer besides success.
+    /// What editing a key's domains or rate limit can answer besides success.
     DomainsProblems = [
         SESSION,
         JSON_BODY,
@@ -243,6 +244,30 @@ async fn update_allowed_domains(
     Ok(json(StatusCode::OK, &key))
 }
 
+/// Sets, changes or removes (`null`) an Active key's rate limit; every node counts the new limit
+/// once this answers. Scopes and expiry never change.
+#[utoipa::path(
+    put,
+    path = "/v1/api-keys/{id}/rate-limit",
+    operation_id = "update_api_key_rate_limit",
+    tag = "api_keys",
+    security(("member_session" = [])),
+    params(("id" = Uuid, Path, description = "The key's id.")),
+    request_body = RateLimitUpdateRequest,
+    responses((status = 200, description = "The key.", body = ApiKeyView), DomainsProblems)
+)]
+async fn update_rate_limit(
+    State(state): State<Arc<AppState>>,
+    me: Permitted<ManagesApiKeys>,
+    RequestId(request_id): RequestId,
+    PathId(id): PathId<ApiKeyId>,
+    JsonBody(request): JsonBody<RateLimitUpdateRequest>,
+) -> ApiResult<Response> {
+    let rate_limit = request.parse()?;
+    let key = state.commands.update_rate_limit(&me, id, rate_limit, request_id, key_read_back(&me)).await?;
+    Ok(json(StatusCode::OK, &key))
+}
+
 /// Revokes an Active key for good: the very next request that uses it is refused, on every node.
 #[utoipa::path(
     post,
@@ -263,9 +288,10 @@ async fn revoke(
     Ok(json(StatusCode::OK, &key))
 }
 
-/// Rolls an Active key: a new key with the same name, scopes, allowed domains and expiry,
-/// created by the caller (under the caller's role), working on every node when this answers;
-/// the old key keeps working until its grace period ends and is Revoked from that instant.
+/// Rolls an Active key: a new key with the same name, scopes, allowed domains, rate limit and
+/// expiry, created by the caller (under the caller's role), working on every node when this
+/// answers; the old key keeps working until its grace period ends and is Revoked from that
+/// instant.
 #[utoipa::path(
     post,
     path = "/v1/api-keys/{id}/roll",

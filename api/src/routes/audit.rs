@@ -3,7 +3,7 @@
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ListQuery, PageParams, Permitted, ReadsAuditLog};
+use crate::extract::{ListQuery, PageParams, Permitted};
 use crate::openapi::{problems, LIST, SESSION};
 use crate::response::json;
 use axum::body::{Body, Bytes};
@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use commands::auth::ReadsAuditLog;
 use domain::FirmId;
 use projections::audit::{self, AuditEntry, AuditFilter, Verification};
 use projections::page::Page;

@@ -3,8 +3,7 @@
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{
-    session_token, ClientAddress, JsonBody, ListQuery, ManagesMembers, Member, Owner, PageParams, PathId, Permitted,
-    RequestId, SessionSource,
+    session_token, ClientAddress, JsonBody, ListQuery, Member, PageParams, PathId, Permitted, RequestId, SessionSource,
 };
 use crate::openapi::{problems, JSON_BODY, LIST, SESSION};
 use crate::requests::{
@@ -15,7 +14,7 @@ use crate::response::{json, no_store};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use commands::auth::{end_session, NewSession};
+use commands::auth::{end_session, IsOwner, ManagesMembers, NewSession};
 use commands::read_back::{read_back, ReadBack};
 use domain::{FirmId, MemberId, Role};
 use projections::page::Page;
@@ -381,7 +380,7 @@ async fn invite_member(
 )]
 async fn change_role(
     State(state): State<Arc<AppState>>,
-    me: Owner,
+    me: Permitted<IsOwner>,
     RequestId(request_id): RequestId,
     PathId(id): PathId<MemberId>,
     JsonBody(request): JsonBody<RoleRequest>,
@@ -437,7 +436,7 @@ async fn list_roles(State(state): State<Arc<AppState>>, Member(me): Member) -> A
 )]
 async fn set_role_permissions(
     State(state): State<Arc<AppState>>,
-    me: Owner,
+    me: Permitted<IsOwner>,
     RequestId(request_id): RequestId,
     Path(role): Path<String>,
     JsonBody(request): JsonBody<PermissionsRequest>,

@@ -233,6 +233,31 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         "gauge",
         key_bytes.to_string(),
     );
+    let limiter = &state.rate_limiter;
+    gauge(
+        "esqase_rate_limited_total",
+        "Requests this node refused because their key had used its rate limit.",
+        "counter",
+        limiter.refused.load(Ordering::Relaxed).to_string(),
+    );
+    gauge(
+        "esqase_rate_limit_reservations_total",
+        "Quota this node reserved from the rate limits' shared counts (one NATS compare-and-set each).",
+        "counter",
+        limiter.reservations.load(Ordering::Relaxed).to_string(),
+    );
+    gauge(
+        "esqase_rate_limit_fallbacks_total",
+        "Windows in which this node counted its own share of a key's limit (the shared count was unreachable).",
+        "counter",
+        limiter.fallbacks.load(Ordering::Relaxed).to_string(),
+    );
+    gauge(
+        "esqase_rate_limit_keys",
+        "Limited keys with a quota on this node.",
+        "gauge",
+        limiter.keys_held().to_string(),
+    );
     gauge("esqase_postgres_up", "1 when Postgres answered.", "gauge", u8::from(ready.postgres).to_string());
     gauge("esqase_nats_up", "1 when NATS is connected.", "gauge", u8::from(ready.nats).to_string());
     let mut response = out.into_response();

@@ -1,7 +1,7 @@
 //! The API keys page (`/settings/developers`): the keys table, and the dialogs to create a key
-//! (and copy it once), edit its allowed domains, revoke it and roll it (then copy the new one
-//! once). The dialogs send their commands
-//! to the `/v1/api-keys` routes from `assets/keys.js`.
+//! (and copy it once), edit its allowed domains, change its rate limit, revoke it and roll it
+//! (then copy the new one once). The dialogs send their commands to the `/v1/api-keys` routes
+//! from `assets/keys.js`.
 
 use super::layout::{app_page, no_access, Nav, Shell};
 use super::text::{self, RESOURCES};
@@ -79,6 +79,7 @@ pub async fn page(
         (create_dialog(&me))
         (copy_dialog())
         (domains_dialog())
+        (rate_limit_dialog())
         (revoke_dialog())
         (roll_dialog())
     };
@@ -107,6 +108,11 @@ fn empty_state(status: Option<KeyStatus>) -> Markup {
 const LEAKED: &str = domain::events::RevocationReason::Leaked.as_str();
 const ROLLED: &str = domain::events::RevocationReason::Rolled.as_str();
 
+/// The windows the rate-limit fields offer, with the one chosen first (the API takes any from
+/// 1 second to 1 hour; a key given another shows it in words, and its dialog offers it too).
+const WINDOW_CHOICES: [(u32, &str); 3] = [(1, "second"), (60, "minute"), (3_600, "hour")];
+const DEFAULT_WINDOW: u32 = 60;
+
 /// The grace periods the Roll dialog offers (the API takes any from 0 to 7 days), with the
 /// one checked first: a day covers a deploy without leaving the old secret alive for long.
 const GRACE_CHOICES: [(u32, &str, bool); 4] = [
@@ -134,6 +140,7 @@ fn table(keys: &Page<ApiKeyView>, zone: FirmTimeZone) -> Markup {
                         th scope="col" { "Key" }
                         th scope="col" { "Scopes" }
                         th scope="col" { "Allowed domains" }
+                        th scope="col" { "Rate limit" }
                         th scope="col" { "Status" }
                         th scope="col" { "Last used" }
                         th scope="col" { "Expires" }
@@ -175,6 +182,12 @@ fn row(key: &ApiKeyView, zone: FirmTimeZone) -> Markup {
                     ul class="domains" {
                         @for domain in &key.allowed_domains { li { (domain) } }
                     }
+                }
+            }
+            td data-label="Rate limit" {
+                @match key.rate_limit {
+                    Some(limit) => span class="rate-limit" { (limit) },
+                    None => span class="muted" { "No limit" },
                 }
             }
             td data-label="Status" {
@@ -223,6 +236,10 @@ fn row(key: &ApiKeyView, zone: FirmTimeZone) -> Markup {
                             }
                             div class="menu" role="menu" id=(format!("menu-{id}")) aria-label=(format!("Actions for {}", key.name)) hidden {
                                 // A key in its grace period is rolled already: its successor is the one to roll.
+                                button type="button" role="menuitem" class="menu-item" data-rate-limit
+                                    data-key-id=(id) data-key-name=(key.name)
+                                    data-limit=[key.rate_limit.map(|l| l.limit())]
+                                    data-window=[key.rate_limit.map(|l| l.window_seconds())] { "Rate limit" }
                                 @if key.replaced_by.is_none() {
                                     button type="button" role="menuitem" class="menu-item" data-roll
                                         data-key-id=(id) data-key-name=(key.name) { "Roll" }
@@ -320,6 +337,7 @@ fn create_dialog(me: &commands::auth::SignedInMember) -> Markup {
                     p class="hint" id="key-domains-hint" { "One hostname per line or comma-separated, like app.example.com, *.example.com. Leave empty to allow any domain. Only requests from web pages are restricted." }
                     (field_error("key-domains-error", "allowed_domains"))
                 }
+                (rate_limit_fields("key-rate", None))
                 div class="dialog-actions" {
                     button type="button" class="button" data-close { "Cancel" }
                     button type="submit" class="button button-primary" data-submit disabled { "Create API key" }
@@ -374,6 +392,52 @@ fn domains_dialog() -> Markup {
     }
 }
 
+/// The rate-limit fields of the create and edit dialogs: a number of requests (blank for no
+/// limit) per second, minute or hour, preset to `current`.
+fn rate_limit_fields(id: &str, current: Option<domain::RateLimit>) -> Markup {
+    let window = current.map_or(DEFAULT_WINDOW, |l| l.window_seconds());
+    let offered = WINDOW_CHOICES.iter().any(|(seconds, _)| *seconds == window);
+    markup! {
+        fieldset class="field" aria-describedby=(format!("{id}-hint {id}-error")) {
+            legend { "Rate limit " span class="optional" { "(optional)" } }
+            div class="inline-fields" {
+                label class="visually-hidden" for=(format!("{id}-limit")) { "Requests allowed" }
+                input id=(format!("{id}-limit")) name="rate_limit" type="number" min="1" max="1000000" step="1"
+                    inputmode="numeric" placeholder="No limit" value=[current.map(|l| l.limit())];
+                span class="per" aria-hidden="true" { "requests per" }
+                label class="visually-hidden" for=(format!("{id}-window")) { "per" }
+                select id=(format!("{id}-window")) name="rate_limit_window" {
+                    @for (seconds, words) in WINDOW_CHOICES {
+                        option value=(seconds) selected[seconds == window] { (words) }
+                    }
+                    @if !offered {
+                        option value=(window) selected { (window) " seconds" }
+                    }
+                }
+            }
+            p class="hint" id=(format!("{id}-hint")) { "Leave blank for no limit. Past the limit, requests are refused until the next second, minute or hour begins; every server counts toward the same limit." }
+            (field_error(&format!("{id}-error"), "rate_limit"))
+        }
+    }
+}
+
+fn rate_limit_dialog() -> Markup {
+    markup! {
+        dialog class="dialog" id="rate-limit-dialog" aria-labelledby="rate-limit-title" {
+            form class="stack" method="dialog" data-rate-limit-form novalidate {
+                h2 id="rate-limit-title" { "Edit rate limit" }
+                p class="muted" { "For " strong data-key-name {} ". The change applies to the very next request." }
+                div class="form-error" role="alert" data-form-error hidden {}
+                (rate_limit_fields("edit-rate", None))
+                div class="dialog-actions" {
+                    button type="button" class="button" data-close { "Cancel" }
+                    button type="submit" class="button button-primary" { "Save" }
+                }
+            }
+        }
+    }
+}
+
 fn revoke_dialog() -> Markup {
     markup! {
         dialog class="dialog" id="revoke-dialog" aria-labelledby="revoke-title" aria-describedby="revoke-warning" role="alertdialog" {
@@ -399,7 +463,7 @@ fn roll_dialog() -> Markup {
                 h2 id="roll-title" { "Roll API key" }
                 div class="form-error" role="alert" data-form-error hidden {}
                 p id="roll-explained" {
-                    "Rolling " strong data-key-name {} " creates a new key with the same name, scopes, allowed domains and expiry, and shows it once. Put the new key in place, then let the old one stop."
+                    "Rolling " strong data-key-name {} " creates a new key with the same name, scopes, allowed domains, rate limit and expiry, and shows it once. Put the new key in place, then let the old one stop."
                 }
                 fieldset class="field" {
                     legend { "The old key stops working" }

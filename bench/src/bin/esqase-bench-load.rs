@@ -22,7 +22,7 @@ use anyhow::{bail, ensure, Context};
 use async_nats::jetstream::{self, consumer, stream};
 use clap::{Args, Parser, Subcommand};
 use commands::api_keys::NewApiKey;
-use commands::auth::SignedInMember;
+use commands::auth::{Authorized, ManagesApiKeys};
 use commands::read_back;
 use commands::{Commands, EventLog, NoBarrier};
 use domain::names::KeyName;
@@ -391,7 +391,7 @@ async fn direct_lag(args: &LagArgs, http: &reqwest::Client) -> anyhow::Result<()
     let unique = Uuid::now_v7().simple();
     let (_, owner) =
         bench::sign_up_firm(&commands, &format!("Lag {unique} LLP"), &format!("owner-{unique}@lag.example")).await?;
-    let owner: Arc<SignedInMember> = Arc::new(owner);
+    let owner: Arc<Authorized<ManagesApiKeys>> = Arc::new(owner);
     // Give both nodes the new firm and owner before the clock starts.
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -497,7 +497,7 @@ async fn watch_horizon(pool: sqlx::PgPool, stop: tokio_util::sync::CancellationT
 #[allow(clippy::too_many_arguments)]
 async fn direct_probe(
     commands: &Commands,
-    owner: &SignedInMember,
+    owner: &Authorized<ManagesApiKeys>,
     http: &reqwest::Client,
     nodes: [&str; 2],
     n: u64,
@@ -526,6 +526,7 @@ async fn direct_probe(
                 expires_at: None,
                 allowed_domains: AllowedDomains::parse(&["start.example"])
                     .map_err(|e| anyhow::anyhow!("start.example does not parse: {e:?}"))?,
+                rate_limit: None,
             };
             let (created, ()) = commands
                 .create_api_key(owner, key, None, read_back::nothing)

@@ -2,15 +2,16 @@
 //! (`scripts/bench-verification.sh`), and cleans up after it.
 //!
 //! Seeding creates one firm and its owner through the commands layer (real events, real read
-//! models), then, through the commands layer too, one Active key and one revoked key whose
-//! secrets it prints; then it inserts `--keys` more rows straight into the `api_keys` read model,
-//! in `INSERT … SELECT FROM unnest(…)` batches of 10k: real generated secrets' hashes and
-//! previews, created by the owner. Those bulk rows have no events: a node loads its verification
+//! models), then, through the commands layer too, one Active key, one revoked key and one key
+//! with a rate limit far above any load (1,000,000 a second), whose secrets it prints; then it
+//! inserts `--keys` more rows straight into the `api_keys` read model, in `INSERT … SELECT FROM
+//! unnest(…)` batches of 10k: real generated secrets' hashes and previews, created by the owner. Those bulk rows have no events: a node loads its verification
 //! state from the read models at start-up, so the rows are all a load test needs (a rebuild of
 //! the read models from the log would drop them).
 //!
-//! Prints, one per line on stdout: `active_secret=…`, `revoked_secret=…`, `firm_id=…`, and the
-//! in-memory sizes of a cached key. Benchmark databases only: the secrets are printed.
+//! Prints, one per line on stdout: `active_secret=…`, `limited_secret=…`, `revoked_secret=…`,
+//! `firm_id=…`, and the in-memory sizes of a cached key. Benchmark databases only: the secrets
+//! are printed.
 
 use anyhow::Context;
 use clap::Parser;
@@ -18,7 +19,7 @@ use commands::api_keys::NewApiKey;
 use commands::read_back;
 use commands::{Commands, EventLog, NoBarrier};
 use domain::names::KeyName;
-use domain::{AllowedDomains, ApiKeySecret, Scopes};
+use domain::{AllowedDomains, ApiKeySecret, RateLimit, Scopes};
 use projections::read_models::PgReadModels;
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,7 +35,7 @@ struct Cli {
     /// Postgres URL of the benchmark database (created if missing, migrated).
     #[arg(long, env = "DATABASE_URL")]
     database_url: String,
-    /// How many extra keys to insert in bulk, besides the two made through the commands.
+    /// How many extra keys to insert in bulk, besides the three made through the commands (active, revoked, limited).
     #[arg(long, default_value_t = 0)]
     keys: usize,
     /// Instead of seeding: drop the database and delete the NATS stream and KV bucket of
@@ -67,11 +68,8 @@ async fn cleanup(cli: &Cli) -> anyhow::Result<()> {
         let names = commands::nats::NatsNames::new(prefix)?;
         let client = async_nats::connect(&cli.nats_url).await.context("connecting to NATS")?;
         let js = async_nats::jetstream::new(client);
-        // Either may be missing (a node that never reached NATS): only other errors are reported.
-        if let Err(error) = js.delete_stream(names.stream()).await {
-            if !error.to_string().contains("not found") {
-                eprintln!("cleanup: stream {} not deleted: {error}", names.stream());
-            }
+        if let Err(error) = commands::nats::delete_all(&js, &names).await {
+            eprintln!("cleanup: the stream or bucket of {prefix} was not deleted: {error}");
         }
     }
     Ok(())
@@ -121,22 +119,30 @@ async fn seed(cli: &Cli) -> anyhow::Result<()> {
     let unique = Uuid::now_v7().simple().to_string();
     let (signup, owner) =
         bench::sign_up_firm(&commands, "Bench & Partners LLP", &format!("owner-{unique}@bench.example")).await?;
-    let create = |name: &str| -> anyhow::Result<NewApiKey> {
+    let create = |name: &str, rate_limit: Option<RateLimit>| -> anyhow::Result<NewApiKey> {
         Ok(NewApiKey {
             name: KeyName::parse(name)?,
             scopes: Scopes::parse(&["contacts:read", "matters:read"])?,
             expires_at: None,
             allowed_domains: AllowedDomains::any(),
+            rate_limit,
         })
     };
     let (active, ()) = commands
-        .create_api_key(&owner, create("Bench active key")?, None, read_back::nothing)
+        .create_api_key(&owner, create("Bench active key", None)?, None, read_back::nothing)
         .await
         .map_err(|e| anyhow::anyhow!("creating the active key: {e:?}"))?;
     let (revoked, ()) = commands
-        .create_api_key(&owner, create("Bench revoked key")?, None, read_back::nothing)
+        .create_api_key(&owner, create("Bench revoked key", None)?, None, read_back::nothing)
         .await
         .map_err(|e| anyhow::anyhow!("creating the revoked key: {e:?}"))?;
+    // The highest limit over the shortest window: far above what one node can serve, so every
+    // request is counted against it and none is refused.
+    let far_above_the_load = RateLimit::new(1_000_000, 1)?;
+    let (limited, ()) = commands
+        .create_api_key(&owner, create("Bench limited key", Some(far_above_the_load))?, None, read_back::nothing)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the limited key: {e:?}"))?;
     commands
         .revoke_api_key(&owner, revoked.id, None, read_back::nothing)
         .await
@@ -175,8 +181,9 @@ async fn seed(cli: &Cli) -> anyhow::Result<()> {
     anyhow::ensure!(inserted == total, "inserted {inserted} keys of {total}");
     sqlx::query("ANALYZE api_keys").execute(&pool).await?;
     pool.close().await;
-    eprintln!("seed: {} keys in the api_keys table in {:.1} s", inserted + 2, started.elapsed().as_secs_f64());
+    eprintln!("seed: {} keys in the api_keys table in {:.1} s", inserted + 3, started.elapsed().as_secs_f64());
     println!("active_secret={}", active.secret.expose());
+    println!("limited_secret={}", limited.secret.expose());
     println!("revoked_secret={}", revoked.secret.expose());
     println!("firm_id={}", signup.firm_id);
     Ok(())

@@ -1,4 +1,5 @@
 //! The API keys page: create (the full key shown once), the keys table, allowed domains, revoke.
+//! (Rate limits have their own module.)
 
 use super::world::{list, quoted, rfc3339_in, strings, Answer, Esqase, Key};
 use anyhow::{anyhow, ensure};
@@ -14,6 +15,8 @@ struct Dialog {
     scopes: Option<String>,
     expires: Option<String>,
     domains: Option<String>,
+    /// As the page says it: "100 per minute".
+    rate_limit: Option<String>,
 }
 
 async fn create(w: &mut Esqase, who: &str, dialog: Dialog) -> anyhow::Result<Answer> {
@@ -30,6 +33,9 @@ async fn create(w: &mut Esqase, who: &str, dialog: Dialog) -> anyhow::Result<Ans
     if let Some(domains) = &dialog.domains {
         // The textarea's raw text, as one entry: the API splits it on commas and newlines.
         body.insert("allowed_domains".into(), json!([domains]));
+    }
+    if let Some(words) = &dialog.rate_limit {
+        body.insert("rate_limit".into(), super::rate_limits::rate_limit_from_words(words)?);
     }
     let answer = w.call_as(who, Method::POST, "/v1/api-keys", Some(Value::Object(body))).await?;
     if answer.status == 201 {
@@ -58,6 +64,7 @@ fn dialog_from_table(step: &Step) -> anyhow::Result<Dialog> {
             "Scopes" => dialog.scopes = Some(value),
             "Expires" => dialog.expires = Some(value),
             "Allowed domains" => dialog.domains = Some(value),
+            "Rate limit" => dialog.rate_limit = Some(value),
             other => return Err(anyhow!("the dialog has no field {other:?}")),
         }
     }
@@ -103,7 +110,8 @@ async fn creates_with_domains(
     name: String,
     scopes: String,
 ) -> anyhow::Result<()> {
-    let dialog = Dialog { name: Some(name), scopes: Some(scopes), domains: Some(docstring(step)?), expires: None };
+    let dialog =
+        Dialog { name: Some(name), scopes: Some(scopes), domains: Some(docstring(step)?), ..Dialog::default() };
     create(w, &who, dialog).await?;
     Ok(())
 }
@@ -117,7 +125,7 @@ async fn has_created_expiring(
     seconds: u64,
 ) -> anyhow::Result<()> {
     let (expires, at) = rfc3339_in(seconds);
-    let dialog = Dialog { name: Some(name.clone()), scopes: Some(scopes), expires: Some(expires), domains: None };
+    let dialog = Dialog { name: Some(name.clone()), scopes: Some(scopes), expires: Some(expires), ..Dialog::default() };
     create(w, &who, dialog).await?.expect(201)?;
     w.expiring.insert(name, at);
     Ok(())

@@ -4,6 +4,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod keys_at_work;
 pub mod members;
+pub mod rate_limits;
 pub mod rolling;
 pub mod secret_scanning;
 pub mod web;

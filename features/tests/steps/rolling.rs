@@ -47,14 +47,16 @@ async fn grace_ends(w: &mut Esqase, name: String) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[then(regex = r#"^the new key "([^"]+)" is shown once, with the name, scopes, domains and expiry of "([^"]+)"$"#)]
+#[then(
+    regex = r#"^the new key "([^"]+)" is shown once, with the name, scopes, domains, rate limit and expiry of "([^"]+)"$"#
+)]
 async fn shown_once(w: &mut Esqase, new: String, old: String) -> anyhow::Result<()> {
     let answer = w.last()?;
     let body = answer.expect(201)?;
     ensure!(answer.headers.get("cache-control").is_some_and(|v| v == "no-store"), "the answer may be cached");
     let (new_key, old_key) = (w.key(&new)?, w.key(&old)?);
     ensure!(new_key.secret.starts_with("esq_") && new_key.secret != old_key.secret, "{body}");
-    for field in ["name", "scopes", "allowed_domains", "expires_at"] {
+    for field in ["name", "scopes", "allowed_domains", "rate_limit", "expires_at"] {
         ensure!(body["api_key"][field] == old_key.created[field], "{field} differs: {body}");
     }
     ensure!(body["api_key"]["replaces"] == old_key.id.as_str(), "{body}");

@@ -38,7 +38,7 @@ pub const TABLES: &[&str] = &["audit_log", "audit_chain_heads"];
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Every action an entry can record, for the `action` filter.
-pub const ACTIONS: [&str; 12] = [
+pub const ACTIONS: [&str; 13] = [
     "firm.created",
     "member.joined",
     "member.invited",
@@ -48,6 +48,7 @@ pub const ACTIONS: [&str; 12] = [
     "role.permissions_changed",
     "api_key.created",
     "api_key.domains_updated",
+    "api_key.rate_limit_updated",
     "api_key.revoked",
     "api_key.rolled",
     "api_key.expired",
@@ -219,6 +220,7 @@ fn draft(e: &RecordedEvent) -> Option<Draft> {
             expires_at,
             allowed_domains,
             replaces,
+            rate_limit,
             key_hash: _,
             created_by: _,
         } => {
@@ -228,9 +230,14 @@ fn draft(e: &RecordedEvent) -> Option<Draft> {
                 "allowed_domains": allowed_domains.to_strings(),
                 "preview": preview.as_str(),
             });
-            // A key rolled from another names it; a key created afresh keeps the four fields.
+            // A key rolled from another names it, and a limited key shows its limit; a key created
+            // afresh without one keeps the four fields (so entries made before either existed
+            // hash the same on a rebuild).
             if let (Some(replaces), Some(fields)) = (replaces, shown.as_object_mut()) {
                 fields.insert("replaces".into(), json!(replaces));
+            }
+            if let (Some(limit), Some(fields)) = (rate_limit, shown.as_object_mut()) {
+                fields.insert("rate_limit".into(), json!(limit));
             }
             draft("api_key.created", "api_key", Some(name.as_str().to_owned()), shown)
         }
@@ -250,6 +257,9 @@ fn draft(e: &RecordedEvent) -> Option<Draft> {
             None,
             json!({ "before": before.to_strings(), "after": after.to_strings() }),
         ),
+        Event::ApiKeyRateLimitUpdated { before, after } => {
+            draft("api_key.rate_limit_updated", "api_key", None, json!({ "before": before, "after": after }))
+        }
         Event::ApiKeyRevoked { reason, details } => {
             let mut shown = json!({ "reason": reason.as_str() });
             // A leaked key's entry says where it was found: `url` and `source`, null when the
@@ -610,6 +620,7 @@ mod tests {
             allowed_domains: domain::AllowedDomains::any(),
             created_by: domain::MemberId::new(),
             replaces: None,
+            rate_limit: None,
         });
         let details = draft(&created).unwrap().details;
         let text = details.to_string();

@@ -2,7 +2,7 @@
 //! start, and one key when a node cannot show its state is current.
 
 use super::*;
-use domain::{AllowedDomains, Grid, KeyHash, PermissionSet, Role, Timestamp};
+use domain::{AllowedDomains, Grid, KeyHash, PermissionSet, RateLimit, Role, Timestamp};
 use futures::TryStreamExt;
 use sqlx::PgPool;
 use std::hash::BuildHasher;
@@ -55,7 +55,8 @@ impl VerificationState {
         {
             let mut rows = sqlx::query_as::<_, KeyRow>(
                 "SELECT id, firm_id, created_by, key_hash, name, preview, scopes, allowed_domains, expires_at,
-                        created_at, last_used_at, lifecycle, version, replaced_by, grace_ends_at, replaces
+                        created_at, last_used_at, lifecycle, version, replaced_by, grace_ends_at, replaces,
+                        rate_limit, rate_limit_window_seconds
                  FROM api_keys",
             )
             .fetch(&mut *tx);
@@ -80,7 +81,7 @@ pub async fn load_key(pool: &PgPool, hash: &KeyHash) -> Result<Option<(CachedKey
     let row: Option<KeyWithCreatorRow> = sqlx::query_as(
         "SELECT k.id, k.firm_id, k.created_by, k.key_hash, k.name, k.preview, k.scopes, k.allowed_domains,
                 k.expires_at, k.created_at, k.last_used_at, k.lifecycle, k.version,
-                k.replaced_by, k.grace_ends_at, k.replaces,
+                k.replaced_by, k.grace_ends_at, k.replaces, k.rate_limit, k.rate_limit_window_seconds,
                 m.role AS creator_role, m.status AS creator_status, rp.permissions AS creator_permissions
          FROM api_keys k
          JOIN members m ON m.id = k.created_by
@@ -108,6 +109,7 @@ pub async fn load_key(pool: &PgPool, hash: &KeyHash) -> Result<Option<(CachedKey
             revoked: new.flags & REVOKED != 0,
             expired_recorded: new.flags & EXPIRED_RECORDED != 0,
             grace_ends_at: new.roll.map(|(_, end)| end),
+            rate_limit: new.rate_limit,
             version: new.version,
         };
         (key, creator_permissions)
@@ -141,6 +143,8 @@ pub(super) struct KeyRow {
     replaced_by: Option<Uuid>,
     grace_ends_at: Option<Timestamp>,
     replaces: Option<Uuid>,
+    rate_limit: Option<i32>,
+    rate_limit_window_seconds: Option<i32>,
 }
 
 impl KeyRow {
@@ -166,6 +170,10 @@ impl KeyRow {
             },
             replaces: self.replaces,
             roll: self.replaced_by.zip(self.grace_ends_at),
+            rate_limit: match (self.rate_limit, self.rate_limit_window_seconds) {
+                (Some(limit), Some(window)) => Some(RateLimit::new(limit.into(), window.into()).ok()?),
+                _ => None,
+            },
             version: self.version,
         })
     }

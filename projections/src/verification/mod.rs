@@ -6,15 +6,16 @@
 //! Layout, for a million keys and more: each key is one fixed-size [`KeyRecord`] (104 bytes) in
 //! one vector; two hash tables of `u32` slots find it by the hash of its secret and by its id;
 //! names and previews live in one text arena; firms and creators are `u32` slots into small
-//! vectors; allowed-domain lists and what a roll left (the grace end, the successor, the key
-//! replaced), which most keys do not have, sit in side maps that a flag bit guards. About 150
+//! vectors; allowed-domain lists, rate limits and what a roll left (the grace end, the
+//! successor, the key replaced), which most keys do not have, sit in side maps that a flag bit
+//! guards. About 150
 //! bytes a key in all, and the body of `GET /v1/api-keys/current` comes from here too.
 
 use crate::runner::{Projection, ProjectionError};
 use crate::views::{ApiKeyView, MemberRef};
 use commands::store::{FeedPosition, RecordedEvent};
 use domain::api_key::KeyStatus;
-use domain::{AllowedDomains, Event, Grid, KeyHash, PermissionSet, Role, StreamKind, Timestamp};
+use domain::{AllowedDomains, Event, Grid, KeyHash, PermissionSet, RateLimit, Role, StreamKind, Timestamp};
 use hashbrown::HashTable;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -45,6 +46,8 @@ pub struct CachedKey {
     /// When a roll's grace period ends (it is refused as revoked from that instant, recorded
     /// or not); `None` unless rolled.
     pub grace_ends_at: Option<Timestamp>,
+    /// At most this many requests per window, across every node; `None` for no limit.
+    pub rate_limit: Option<RateLimit>,
     /// Its stream's version as applied here.
     pub version: i32,
 }
@@ -118,6 +121,8 @@ const EXPIRED_RECORDED: u8 = 2;
 const ROLLED: u8 = 4;
 /// The key was rolled from another: that key's id is in `VerificationState::replaces`.
 const REPLACES: u8 = 8;
+/// The key has a rate limit, in `VerificationState::rate_limits`.
+const RATE_LIMITED: u8 = 16;
 
 /// What a roll left on the old key, held beside its record (few keys have one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,7 +150,7 @@ struct KeyRecord {
     scopes: PermissionSet,
     name_len: u16,
     preview_len: u8,
-    /// `REVOKED` | `EXPIRED_RECORDED` | `ROLLED` | `REPLACES`.
+    /// `REVOKED` | `EXPIRED_RECORDED` | `ROLLED` | `REPLACES` | `RATE_LIMITED`.
     flags: u8,
 }
 
@@ -188,6 +193,8 @@ pub struct VerificationState {
     rolls: HashMap<u32, HeldRoll>,
     /// The key each rolled-from key replaces (by slot; flagged `REPLACES`).
     replaces: HashMap<u32, Uuid>,
+    /// The rate limit of each key that has one (by slot; flagged `RATE_LIMITED`).
+    rate_limits: HashMap<u32, RateLimit>,
     /// Members: the ceiling of their keys, and their names.
     members: Vec<CachedMember>,
     /// Member id to slot.
@@ -219,9 +226,18 @@ impl VerificationState {
             revoked: record.flags & REVOKED != 0,
             expired_recorded: record.flags & EXPIRED_RECORDED != 0,
             grace_ends_at: self.roll_of(slot, record).and_then(|roll| from_micros(roll.grace_ends_at)),
+            rate_limit: self.rate_limit_of(slot, record),
             version: record.version,
         };
         Some((key, self.ceiling(record)))
+    }
+
+    /// The rate limit of the key in `slot`; the flag spares the lookup for every other key.
+    fn rate_limit_of(&self, slot: u32, record: &KeyRecord) -> Option<RateLimit> {
+        if record.flags & RATE_LIMITED == 0 {
+            return None;
+        }
+        self.rate_limits.get(&slot).copied()
     }
 
     /// What a roll left on the key in `slot`; the flag spares the lookup for every other key.
@@ -265,6 +281,7 @@ impl VerificationState {
             replaced_by: roll.map(|roll| roll.replaced_by),
             grace_ends_at,
             replaces,
+            rate_limit: self.rate_limit_of(slot, record),
         };
         Some(CurrentKey { api_key, firm_id: firm.id, firm_name: firm.name.to_string() })
     }
@@ -289,6 +306,7 @@ impl VerificationState {
             + self.domains.capacity() * std::mem::size_of::<(u32, AllowedDomains)>()
             + self.rolls.capacity() * std::mem::size_of::<(u32, HeldRoll)>()
             + self.replaces.capacity() * std::mem::size_of::<(u32, Uuid)>()
+            + self.rate_limits.capacity() * std::mem::size_of::<(u32, RateLimit)>()
     }
 
     fn slot_by_hash(&self, hash: &KeyHash) -> Option<u32> {
@@ -375,6 +393,10 @@ impl VerificationState {
         if let Some((replaced_by, grace_ends_at)) = new.roll {
             self.rolls.insert(slot, HeldRoll { replaced_by, grace_ends_at: micros(grace_ends_at) });
             flags |= ROLLED;
+        }
+        if let Some(limit) = new.rate_limit {
+            self.rate_limits.insert(slot, limit);
+            flags |= RATE_LIMITED;
         }
         self.keys.push(KeyRecord {
             hash: new.hash,
@@ -490,6 +512,7 @@ impl VerificationState {
                 allowed_domains,
                 created_by,
                 replaces,
+                rate_limit,
             } => {
                 self.insert_key(NewKey {
                     id: e.stream_id,
@@ -506,8 +529,21 @@ impl VerificationState {
                     flags: 0,
                     replaces: replaces.map(|id| id.as_uuid()),
                     roll: None,
+                    rate_limit: *rate_limit,
                     version: e.version,
                 });
+            }
+            Event::ApiKeyRateLimitUpdated { after, .. } => {
+                let flagged = |k: &mut KeyRecord| match after {
+                    Some(_) => k.flags |= RATE_LIMITED,
+                    None => k.flags &= !RATE_LIMITED,
+                };
+                if let Some(slot) = self.update_key(e, &applies, flagged) {
+                    match after {
+                        Some(limit) => self.rate_limits.insert(slot, *limit),
+                        None => self.rate_limits.remove(&slot),
+                    };
+                }
             }
             Event::ApiKeyRolled { replaced_by, grace_ends_at, .. } => {
                 if let Some(slot) = self.update_key(e, &applies, |k| k.flags |= ROLLED) {
@@ -592,6 +628,7 @@ struct NewKey<'a> {
     replaces: Option<Uuid>,
     /// Its successor and grace end, once rolled.
     roll: Option<(Uuid, Timestamp)>,
+    rate_limit: Option<RateLimit>,
     version: i32,
 }
 
@@ -707,6 +744,7 @@ mod tests {
             allowed_domains: AllowedDomains::any(),
             created_by: by,
             replaces: None,
+            rate_limit: None,
         }
     }
 
@@ -765,6 +803,20 @@ mod tests {
         log.apply(key, 3, Event::ApiKeyDomainsUpdated { before: domains, after: AllowedDomains::any() });
         assert!(log.state.key(&hash).expect("cached").0.allowed_domains.is_any());
         assert!(log.state.domains.is_empty(), "no side entry is kept for a key without domains");
+    }
+
+    #[test]
+    fn a_rate_limit_is_held_changed_and_removed_with_its_key() {
+        let (mut log, _, hash, key) = firm_with_admin_key();
+        assert_eq!(log.state.key(&hash).expect("cached").0.rate_limit, None);
+        let limit = RateLimit::new(100, 60).ok();
+        log.apply(key, 2, Event::ApiKeyRateLimitUpdated { before: None, after: limit });
+        assert_eq!(log.state.key(&hash).expect("cached").0.rate_limit, limit);
+        let current = log.state.current_key(key, at("2026-11-28T00:00:00Z")).expect("active");
+        assert_eq!(current.api_key.rate_limit, limit);
+        log.apply(key, 3, Event::ApiKeyRateLimitUpdated { before: limit, after: None });
+        assert_eq!(log.state.key(&hash).expect("cached").0.rate_limit, None);
+        assert!(log.state.rate_limits.is_empty(), "no side entry is kept for a key without a limit");
     }
 
     #[test]
