@@ -342,11 +342,14 @@ notes() {
   hash; `ApiKeyUsed` as the usage flush writes it), consecutive versions per stream, all the
   creations first and then rounds of use. The figure is the wall time of
   `esqase projections rebuild <name>` (process start, connection and migration check
-  included): one transaction that reads the feed in batches of 1000 and folds each event with
-  its own statements (read models: an `INSERT` per creation, an `UPDATE` per use; audit log: a
-  chain-head read, an actor lookup, a SHA-256 and an `INSERT` per creation, while uses make no
-  entry and cost only their read and decoding). The limit is reading the same rows, every
-  column, in the same feed order, with `psql -c "COPY (…) TO STDOUT" > /dev/null`.
+  included): the feed is streamed in chunks of 1M events (so this log is one chunk, and a
+  second one for the 5 events after it), decoded by one task while another folds, in memory,
+  into shadow tables beside the live ones (read models: each row the chunk changed written once,
+  with one `INSERT … SELECT FROM unnest(…)` per table; audit log: a SHA-256 and an entry per
+  creation, 10k entries per statement, while uses make no entry and cost only their read and
+  decoding); then the shadow tables get their indexes and constraints and are swapped in. The
+  limit is reading the same rows, every column, in the same feed order, with
+  `psql -c "COPY (…) TO STDOUT" > /dev/null`.
 - **Revocation.** `esqase-bench-load revokes` creates N keys through node A, then revokes them
   one by one through node A; each response waits until both nodes have applied the revocation,
   and node B is asked right after it (the supporting line counts its refusals). Beside it: a

@@ -22,7 +22,7 @@ pub enum Command {
     Serve,
     /// Create the database if missing and apply migrations, then exit.
     Migrate,
-    /// Read models.
+    /// The Postgres projections (`read_models`, `audit_log`): folds of the event log.
     Projections {
         /// What to do with them.
         #[command(subcommand)]
@@ -51,11 +51,24 @@ pub enum AuditCommand {
 /// `esqase projections …`.
 #[derive(Debug, Subcommand)]
 pub enum ProjectionsCommand {
-    /// Replay one projection from the first event (it is rebuilt in one transaction: commands
-    /// that touch its tables wait until it commits).
+    /// Replay one projection from the first event into new tables beside the live ones, then
+    /// swap them in.
+    ///
+    /// The live tables keep serving, and commands keep running, until the swap: one short
+    /// transaction that folds the last events and replaces the tables (commands wait for it).
+    /// Progress is a bar on stderr when stderr is a terminal, log lines every few seconds
+    /// otherwise. Each chunk of the log commits with a checkpoint: a rebuild stopped by Ctrl-C,
+    /// SIGTERM or a crash goes on from its last chunk when the same command runs again.
     Rebuild {
         /// The projection: `read_models` or `audit_log`.
         name: String,
+        /// Discard a partial rebuild of this projection and start again from the first event.
+        #[arg(long)]
+        restart: bool,
+        /// Events folded and committed per chunk: at most this much work is lost when a rebuild
+        /// is interrupted.
+        #[arg(long, default_value_t = projections::rebuild::CHUNK_EVENTS, value_parser = clap::value_parser!(u64).range(1..))]
+        chunk_events: u64,
     },
 }
 

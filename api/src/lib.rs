@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod openapi;
+pub mod progress;
 pub mod rate_limit;
 pub mod requests;
 pub mod response;

@@ -37,9 +37,26 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::Projections { command: ProjectionsCommand::Rebuild { name } } => {
-            let pool = commands::db::connect(&cli.settings.database_url, 2).await?;
-            let replayed = projections::rebuild::rebuild(&pool, &name).await?;
+        Command::Projections { command: ProjectionsCommand::Rebuild { name, restart, chunk_events } } => {
+            // The rebuild holds a lock session, writes a chunk and reads the next one at once.
+            let pool = commands::db::connect_batch(&cli.settings.database_url, 4).await?;
+            let options = projections::rebuild::Options { restart, chunk_events, stop_after_chunks: None };
+            let progress = api::progress::RebuildProgress::new(&name);
+            let outcome = tokio::select! {
+                outcome = projections::rebuild::rebuild_with(&pool, &name, &options, &progress) => outcome,
+                () = api::serve::shutdown_signal() => {
+                    // Ending the process rolls back the chunk being folded; the ones committed
+                    // stay, with their checkpoint.
+                    progress.finish();
+                    eprintln!(
+                        "rebuild of {name} interrupted: run the same command again to go on from its last chunk \
+                         (--restart starts over)"
+                    );
+                    std::process::exit(130);
+                }
+            };
+            progress.finish();
+            let replayed = outcome?.replayed();
             tracing::info!(projection = %name, events = replayed, "rebuilt");
             Ok(())
         }

@@ -43,6 +43,20 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
     Ok(pool)
 }
 
+/// A pool for a long batch job (a projection rebuild): as [`connect`], except that its
+/// statements are not logged: running for seconds is what they do, not a warning sign.
+pub async fn connect_batch(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    create_database_if_missing(url).await?;
+    let options = PgConnectOptions::from_str(url)?.disable_statement_logging();
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await?;
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
 /// Drops a database (for tests that made their own), ending its connections first.
 pub async fn drop_database(url: &str) -> Result<(), sqlx::Error> {
     let options = PgConnectOptions::from_str(url)?;

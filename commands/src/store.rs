@@ -2,7 +2,7 @@
 
 use domain::{Actor, Event, EventId, FirmId, StreamKind, Timestamp};
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::PgRow;
+use sqlx::postgres::{PgRow, PgValueFormat};
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 use std::fmt;
 use uuid::Uuid;
@@ -176,15 +176,30 @@ impl std::ops::DerefMut for WriterTx {
     }
 }
 
+/// The JSON text of a `jsonb` column, without building a `serde_json::Value` (in the binary
+/// format a version byte, 1, comes first).
+fn json_text<'r>(row: &'r PgRow, column: &str) -> Result<&'r [u8], sqlx::Error> {
+    let value = row.try_get_raw(column)?;
+    let format = value.format();
+    let bytes = value.as_bytes().map_err(|source| sqlx::Error::ColumnDecode { index: column.into(), source })?;
+    match format {
+        PgValueFormat::Text => Ok(bytes),
+        PgValueFormat::Binary => bytes.strip_prefix(&[1]).ok_or_else(|| sqlx::Error::ColumnDecode {
+            index: column.into(),
+            source: "unknown jsonb format version".into(),
+        }),
+    }
+}
+
 fn decode(row: &PgRow) -> Result<RecordedEvent, StoreError> {
     let position: i64 = row.try_get("position")?;
     let corrupt = |source| StoreError::Corrupt { position, source };
-    let kind: String = row.try_get("stream_kind")?;
-    let stream_kind = StreamKind::parse(&kind)
+    let kind: &str = row.try_get("stream_kind")?;
+    let stream_kind = StreamKind::parse(kind)
         .ok_or_else(|| corrupt(serde::de::Error::custom(format!("unknown stream kind {kind}"))))?;
-    let event_type: String = row.try_get("event_type")?;
-    let event = Event::from_stored(&event_type, row.try_get("payload")?).map_err(corrupt)?;
-    let actor: serde_json::Value = row.try_get("actor")?;
+    let event_type: &str = row.try_get("event_type")?;
+    let event = Event::from_stored_json(event_type, json_text(row, "payload")?).map_err(corrupt)?;
+    let actor: Actor = serde_json::from_slice(json_text(row, "actor")?).map_err(corrupt)?;
     Ok(RecordedEvent {
         feed: FeedPosition { tx_id: row.try_get("tx_id")?, position },
         id: EventId::from_uuid(row.try_get("id")?),
@@ -194,7 +209,7 @@ fn decode(row: &PgRow) -> Result<RecordedEvent, StoreError> {
         event,
         metadata: Metadata {
             firm_id: FirmId::from_uuid(row.try_get("firm_id")?),
-            actor: serde_json::from_value(actor).map_err(corrupt)?,
+            actor,
             request_id: row.try_get("request_id")?,
             occurred_at: row.try_get("occurred_at")?,
         },
@@ -308,8 +323,9 @@ pub async fn read_feed(pool: &PgPool, after: FeedPosition, limit: i64) -> Result
     rows.iter().map(decode).collect()
 }
 
-/// Up to `limit` events after `after`, in feed order, with no horizon: for a reader that holds
-/// a transaction in which nothing new can appear (a rebuild that has locked its tables).
+/// Up to `limit` events after `after`, in feed order, with no horizon: for a reader whose
+/// transaction holds the event-log writer lock exclusively (a rebuild's swap), so that no
+/// writer is open and nothing new can appear.
 pub async fn read_all_after(
     conn: &mut PgConnection,
     after: FeedPosition,
@@ -325,6 +341,40 @@ pub async fn read_all_after(
     .fetch_all(conn)
     .await?;
     rows.iter().map(decode).collect()
+}
+
+/// The feed's horizon now (`esqase_feed_horizon()`): the first transaction id whose events a
+/// reader may not see yet. Read the events below it with a later statement ([`read_below`]),
+/// so that a writer that commits in between is seen.
+pub async fn feed_horizon(conn: &mut PgConnection) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT esqase_feed_horizon()::text::bigint").fetch_one(conn).await?)
+}
+
+static READ_BELOW: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM events
+         WHERE (tx_id, position) > ($1::text::xid8, $2) AND tx_id < $3::text::xid8
+         ORDER BY events.tx_id, events.position LIMIT $4"
+    )
+});
+
+/// Up to `limit` events after `after` and below `horizon` (from [`feed_horizon`], read
+/// before), in feed order, decoded as Postgres sends them: one statement however many there
+/// are, and the first events are decoded while Postgres is still reading the next.
+pub fn read_below(
+    conn: &mut PgConnection,
+    after: FeedPosition,
+    horizon: i64,
+    limit: i64,
+) -> impl futures::Stream<Item = Result<RecordedEvent, StoreError>> + Send + '_ {
+    use futures::StreamExt;
+    sqlx::query(&READ_BELOW)
+        .bind(after.tx_id.to_string())
+        .bind(after.position)
+        .bind(horizon.to_string())
+        .bind(limit)
+        .fetch(conn)
+        .map(|row| decode(&row?))
 }
 
 /// Where a reader of `conn`'s repeatable-read snapshot stands: below the snapshot's own xmin,

@@ -262,6 +262,19 @@ impl Event {
     pub fn from_stored(event_type: &str, payload: serde_json::Value) -> Result<Self, serde_json::Error> {
         serde_json::from_value(serde_json::json!({ "type": event_type, "data": payload }))
     }
+
+    /// [`Event::from_stored`] from the payload's JSON text, parsed straight into the event:
+    /// reading the log, building a `Value` first cost more than the rest of decoding a row.
+    pub fn from_stored_json(event_type: &str, payload: &[u8]) -> Result<Self, serde_json::Error> {
+        // The tag first, so that the payload is read straight into its variant's fields.
+        let mut tagged = Vec::with_capacity(payload.len() + event_type.len() + 20);
+        tagged.extend_from_slice(b"{\"type\":");
+        serde_json::to_writer(&mut tagged, event_type)?;
+        tagged.extend_from_slice(b",\"data\":");
+        tagged.extend_from_slice(payload);
+        tagged.push(b'}');
+        serde_json::from_slice(&tagged)
+    }
 }
 
 #[cfg(test)]
@@ -273,6 +286,9 @@ mod tests {
         let event = Event::MemberRoleChanged { before: Role::Staff, after: Role::Attorney };
         let back = Event::from_stored(event.event_type(), event.payload()).expect("round trip");
         assert_eq!(back, event);
+        let text = event.payload().to_string();
+        assert_eq!(Event::from_stored_json(event.event_type(), text.as_bytes()).expect("round trip"), event);
+        assert!(Event::from_stored_json("MemberRoleChanged\",\"data\":{}}", text.as_bytes()).is_err());
     }
 
     #[test]

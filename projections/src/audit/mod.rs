@@ -17,7 +17,7 @@ use commands::RecordedEvent;
 use domain::{Actor, Event, Role};
 use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::PgConnection;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -30,8 +30,8 @@ pub use queries::{batch, entries, last_sequence, AuditFilter, BATCH};
 /// The name under which `projections rebuild` knows this fold.
 pub const NAME: &str = "audit_log";
 
-/// The tables this fold owns, emptied before a rebuild.
-pub const TABLES: &str = "audit_log, audit_chain_heads";
+/// The tables this fold owns.
+pub const TABLES: &[&str] = &["audit_log", "audit_chain_heads"];
 
 /// The `previous_hash` of a firm's first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -391,58 +391,60 @@ fn entry_for(
     entry
 }
 
-/// Writes entries of one firm in one statement.
+/// Writes entries of one firm, and the firm's new chain head, in one statement (one round trip
+/// per command; one per batch in a rebuild).
 async fn insert(conn: &mut PgConnection, firm: Uuid, entries: &[AuditEntry]) -> Result<(), sqlx::Error> {
     let Some(newest) = entries.last() else { return Ok(()) };
-    // The entries and the firm's chain head in one statement: one round trip per command.
-    let mut rows = QueryBuilder::<Postgres>::new(
-        "WITH entries AS (INSERT INTO audit_log (firm_id, sequence, id, occurred_at, action, actor_type, actor_id,
-                                actor_name, target_type, target_id, target_name, details, previous_hash, hash) ",
-    );
-    rows.push_values(entries, |mut row, entry| {
-        row.push_bind(firm)
-            .push_bind(entry.sequence)
-            .push_bind(entry.id)
-            .push_bind(entry.occurred_at)
-            .push_bind(entry.action.clone())
-            .push_bind(entry.actor.kind.clone())
-            .push_bind(entry.actor.id)
-            .push_bind(entry.actor.name.clone())
-            .push_bind(entry.target.kind.clone())
-            .push_bind(entry.target.id.clone())
-            .push_bind(entry.target.name.clone())
-            .push_bind(entry.details.clone())
-            .push_bind(entry.previous_hash.clone())
-            .push_bind(entry.hash.clone());
-    });
-    rows.push(") INSERT INTO audit_chain_heads (firm_id, sequence, hash) VALUES (")
-        .push_bind(firm)
-        .push(", ")
-        .push_bind(newest.sequence)
-        .push(", ")
-        .push_bind(newest.hash.clone())
-        .push(") ON CONFLICT (firm_id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash");
-    rows.build().execute(&mut *conn).await?;
+    let column = |value: fn(&AuditEntry) -> String| entries.iter().map(value).collect::<Vec<_>>();
+    sqlx::query(
+        "WITH entries AS (
+             INSERT INTO audit_log (firm_id, sequence, id, occurred_at, action, actor_type, actor_id, actor_name,
+                                    target_type, target_id, target_name, details, previous_hash, hash)
+             SELECT $1, u.* FROM unnest($2::int8[], $3::uuid[], $4::timestamptz[], $5::text[], $6::text[], $7::uuid[],
+                                        $8::text[], $9::text[], $10::text[], $11::text[], $12::jsonb[], $13::text[], $14::text[]) AS u)
+         INSERT INTO audit_chain_heads (firm_id, sequence, hash) VALUES ($1, $15, $16)
+         ON CONFLICT (firm_id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash",
+    )
+    .bind(firm)
+    .bind(entries.iter().map(|e| e.sequence).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.id).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+    .bind(column(|e| e.action.clone()))
+    .bind(column(|e| e.actor.kind.clone()))
+    .bind(entries.iter().map(|e| e.actor.id).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.actor.name.clone()).collect::<Vec<_>>())
+    .bind(column(|e| e.target.kind.clone()))
+    .bind(column(|e| e.target.id.clone()))
+    .bind(entries.iter().map(|e| e.target.name.clone()).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.details.clone()).collect::<Vec<_>>())
+    .bind(column(|e| e.previous_hash.clone()))
+    .bind(column(|e| e.hash.clone()))
+    .bind(newest.sequence)
+    .bind(&newest.hash)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
-/// The audit fold over the whole log into empty tables, in one transaction (a rebuild): the
-/// same entries as [`apply`], but what `apply` reads from Postgres for each event is kept in
-/// memory: each stream's first event (where the names are), remembered as the fold passes it
-/// and read from the log only when an event needs it first; and each firm's chain head, the
-/// last entry made here. Entries are written in batches.
+/// The audit fold over the log a chunk at a time (a rebuild): the same entries as [`apply`],
+/// but what `apply` reads from Postgres for each event is kept in memory: each stream's first
+/// event (where the names are), remembered as the fold passes it and read from the log only
+/// when an event needs it first; and each firm's chain head, read once per chunk and then the
+/// last entry made here. Entries are written in batches, and whatever is pending by
+/// [`Rebuild::flush`], before the chunk commits.
 #[derive(Default)]
 pub struct Rebuild {
-    /// Each stream's first event, where it carries a name (members, keys, firms).
+    /// Each stream's first event, where it carries a name (members, keys, firms). The log never
+    /// changes them, so they stay valid across chunks, committed or not.
     created: HashMap<Uuid, Event>,
-    /// Each firm's last sequence and hash.
+    /// Each firm's last sequence and hash in this chunk's transaction.
     heads: HashMap<Uuid, (i64, String)>,
     /// Entries not written yet, by firm.
     pending: HashMap<Uuid, Vec<AuditEntry>>,
 }
 
-/// Entries per statement (14 parameters each, under Postgres's 65,535).
-const REBUILD_BATCH: usize = 1000;
+/// Entries per statement.
+const REBUILD_BATCH: usize = 10_000;
 
 impl Rebuild {
     /// Folds `events` (the next ones of the log, in feed order).
@@ -461,7 +463,10 @@ impl Rebuild {
                 Some(_) => None,
                 None => self.first_event(conn, e.stream_id).await?,
             };
-            let head = self.heads.get(&firm).cloned().unwrap_or((0, GENESIS_HASH.to_owned()));
+            let head = match self.heads.get(&firm) {
+                Some(head) => head.clone(),
+                None => chain::chain_head(conn, firm).await?,
+            };
             let entry = entry_for(e, draft, actor_created.as_ref(), target_created.as_ref(), head);
             self.heads.insert(firm, (entry.sequence, entry.hash.clone()));
             let pending = self.pending.entry(firm).or_default();
@@ -487,14 +492,22 @@ impl Rebuild {
         Ok(created)
     }
 
-    /// Writes what is pending; call once the whole log is folded.
-    pub async fn finish(mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    /// Writes what is pending; call before the chunk's transaction commits. The chain heads
+    /// are read again in the next transaction, so one that rolled back leaves none behind.
+    pub async fn flush(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         for (firm, entries) in self.pending.drain() {
             for batch in entries.chunks(REBUILD_BATCH) {
                 insert(conn, firm, batch).await?;
             }
         }
+        self.heads.clear();
         Ok(())
+    }
+
+    /// Forgets what a transaction that rolled back was folding.
+    pub fn forget(&mut self) {
+        self.pending.clear();
+        self.heads.clear();
     }
 }
 
