@@ -248,3 +248,40 @@ async fn the_stream_stays_in_feed_order_when_nats_dies_in_the_middle_of_a_batch(
     assert_stream_is_the_feed(&db.pool, &stream, &names).await;
     relay.stop().await;
 }
+
+/// What the relay's pipelined publishing relies on when a term resumes after a lost
+/// acknowledgement: JetStream drops a message whose id it stored already as a duplicate before
+/// it judges the message's expected last id, and refuses a new one whose expected last id is
+/// not the stream's last (so nothing is stored after a message it did not store).
+#[tokio::test]
+async fn jetstream_drops_a_duplicate_before_judging_its_expected_last_message_id() {
+    let url = shared_nats_url();
+    let names = nats_names();
+    let _stream_guard = StreamGuard::new(&url, &names);
+    let client = nats_client(&url).await;
+    let jetstream = jetstream_context(&client);
+    let stream = stream_of(&jetstream, &names).await;
+    let subject = names.subject(FirmId::new(), domain::StreamKind::ApiKey, "ApiKeyUsed");
+    let send = |id: &'static str, after: Option<&'static str>| {
+        let (jetstream, subject) = (jetstream.clone(), subject.clone());
+        async move {
+            let publish = jetstream::context::Publish::build().payload(id.into()).message_id(id);
+            let publish = match after {
+                Some(after) => publish.expected_last_message_id(after),
+                None => publish,
+            };
+            jetstream.send_publish(subject, publish).await.expect("sent").await
+        }
+    };
+    for (id, after) in [("a", None), ("b", Some("a")), ("c", Some("b"))] {
+        let ack = send(id, after).await.expect("stored");
+        assert!(!ack.duplicate, "{id} is new");
+    }
+    // A term that resumes from "b" sends "b" and "c" again, each naming the one before it.
+    for (id, after) in [("b", Some("a")), ("c", Some("b"))] {
+        let ack = send(id, after).await.expect("a duplicate is acknowledged, whatever it expected");
+        assert!(ack.duplicate, "{id} was stored already");
+    }
+    assert!(send("d", Some("b")).await.is_err(), "a new message after one that is not the last is refused");
+    assert_eq!(stream_len(&stream).await, Some(3));
+}
