@@ -216,8 +216,10 @@ REBUILD_KEYS=$((EVENTS / (USED_PER_KEY + 1)))
 t0=$(now_ns)
 psql -q -X -v ON_ERROR_STOP=1 -v keys="$REBUILD_KEYS" -v per_key="$((USED_PER_KEY + 1))" "$REBUILD_DB_URL" <<'SQL'
 BEGIN;
--- The log's writers hold the shared writer lock (docs/decisions.md, "The feed's horizon").
+-- The log's writers hold the shared writer lock (docs/decisions.md, "The feed's horizon"), and
+-- mark their transaction so (the guard on `events` reads the mark).
 SELECT pg_advisory_xact_lock_shared(1702064481, 2003986804);
+SET LOCAL esqase.event_log_writer = 'on';
 -- Each key: its real ApiKeyCreated payload (a seeded key's, with its own name and hash), then
 -- Used events, versions 1, 2, … per stream; all creations first, then rounds of use, as a log
 -- that has run for a while would hold them.

@@ -125,6 +125,9 @@ const EVENT_COLUMNS: &str = "position, tx_id::text::bigint AS tx_id, id, stream_
 /// `esqase_writer_lock_keys()` in the migrations names the same pair.
 const WRITER_LOCK: (i32, i32) = (0x6573_7161, 0x7772_6974);
 
+/// Marks the transaction as an event-log writer for the guard on `events`, until it ends.
+const MARK: &str = "SET LOCAL esqase.event_log_writer = 'on'";
+
 /// A transaction that may append events.
 ///
 /// It took the shared writer lock as its first statement, before it had a transaction id, so
@@ -143,11 +146,13 @@ impl WriterTx {
     pub async fn begin(pool: &PgPool, exclusive: Option<i64>) -> Result<WriterTx, StoreError> {
         let (class, object) = WRITER_LOCK;
         // One round trip: BEGIN and the locks as one simple query (integers only, no text).
+        // The mark tells the guard on `events` that this transaction holds the lock (a
+        // migration, `writer_mark`, says why it is not asked of `pg_locks`).
         let begin = match exclusive {
-            Some(key) => {
-                format!("BEGIN; SELECT pg_advisory_xact_lock_shared({class}, {object}), pg_advisory_xact_lock({key})")
-            }
-            None => format!("BEGIN; SELECT pg_advisory_xact_lock_shared({class}, {object})"),
+            Some(key) => format!(
+                "BEGIN; SELECT pg_advisory_xact_lock_shared({class}, {object}), pg_advisory_xact_lock({key}); {MARK}"
+            ),
+            None => format!("BEGIN; SELECT pg_advisory_xact_lock_shared({class}, {object}); {MARK}"),
         };
         Ok(WriterTx { tx: pool.begin_with(begin).await? })
     }
