@@ -190,26 +190,18 @@ impl RateLimiter {
     /// its limit in the current window, across every node.
     pub async fn admit(self: &Arc<Self>, key: Uuid, limit: RateLimit, now: Timestamp) -> RateStatus {
         let window = limit.window_at(now);
+        // Most requests: a held quota with reservation left, under read locks and one mutex.
+        if let Some(decided) = self.admit_held(key, limit, window, now) {
+            return decided;
+        }
         let quota = self.quota(key);
         loop {
             let notified = quota.reserved.notified();
             tokio::pin!(notified);
             let reserves_here = {
                 let mut state = lock(&quota.state);
-                state.enter(limit, window.index);
-                if state.used < state.granted {
-                    state.used += 1;
-                    let low = state.granted - state.used <= state.next_chunk / 2;
-                    if low && !state.reserving && !state.exhausted(limit) {
-                        state.reserving = true;
-                        let (limiter, quota) = (self.clone(), quota.clone());
-                        tokio::spawn(async move { limiter.reserve(&quota, key, limit, window).await });
-                    }
-                    return status(&state, limit, window, now, true);
-                }
-                if state.exhausted(limit) {
-                    self.refused.fetch_add(1, Ordering::Relaxed);
-                    return status(&state, limit, window, now, false);
+                if let Some(decided) = self.decide(&quota, &mut state, key, limit, window, now) {
+                    return decided;
                 }
                 if state.reserving {
                     // Registered before the lock is released, so the end of that reservation
@@ -227,6 +219,44 @@ impl RateLimiter {
                 notified.await;
             }
         }
+    }
+
+    /// The verdict for a key whose quota this node holds, when it needs no reservation first.
+    fn admit_held(self: &Arc<Self>, key: Uuid, limit: RateLimit, window: Window, now: Timestamp) -> Option<RateStatus> {
+        let quotas = self.quotas.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let quota = quotas.get(&key)?;
+        let mut state = lock(&quota.state);
+        self.decide(quota, &mut state, key, limit, window, now)
+    }
+
+    /// Admits the request from the reservation (topping it up in the background when it runs
+    /// low) or refuses it when the key has used its limit; `None` when a reservation must come
+    /// first.
+    fn decide(
+        self: &Arc<Self>,
+        quota: &Arc<Quota>,
+        state: &mut QuotaState,
+        key: Uuid,
+        limit: RateLimit,
+        window: Window,
+        now: Timestamp,
+    ) -> Option<RateStatus> {
+        state.enter(limit, window.index);
+        if state.used < state.granted {
+            state.used += 1;
+            let low = state.granted - state.used <= state.next_chunk / 2;
+            if low && !state.reserving && !state.exhausted(limit) {
+                state.reserving = true;
+                let (limiter, quota) = (self.clone(), quota.clone());
+                tokio::spawn(async move { limiter.reserve(&quota, key, limit, window).await });
+            }
+            return Some(status(state, limit, window, now, true));
+        }
+        if state.exhausted(limit) {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return Some(status(state, limit, window, now, false));
+        }
+        None
     }
 
     /// Forgets idle quotas every [`FORGET_EVERY`] until shutdown.
