@@ -27,6 +27,9 @@ wrk_load() { # name duration url [header]
     echo "$rps $p50 $p99 ${non2xx:-0} ${errors:-0}"
 }
 
+# Of lines "requests_per_s p50 p99 non2xx errors", the one with the median requests/s.
+median_round() { sort -n -k1,1 | awk '{ round[NR] = $0 } END { print round[int((NR + 1) / 2)] }'; }
+
 # The HTTP status of a GET.
 status_of() { # url [header]
     local args=(-s -o /dev/null -w '%{http_code}')

@@ -79,8 +79,6 @@ source scripts/bench-lib.sh
 # A value of /proc/<pid>/status in KiB (VmRSS, VmHWM).
 proc_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
-# Of lines "requests_per_s p50 p99 non2xx errors", the one with the median requests/s.
-median_round() { sort -n -k1,1 | awk '{ round[NR] = $0 } END { print round[int((NR + 1) / 2)] }'; }
 
 # --- one run ---------------------------------------------------------------------------------
 # Seeds N keys into a fresh database, starts a node, measures start-up and memory, loads it (if
