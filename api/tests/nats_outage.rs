@@ -54,6 +54,19 @@ impl Drop for PrivateNats {
     }
 }
 
+/// A nats-server of the test's own, ready, and two nodes on one database that use it.
+async fn two_nodes_on_a_private_nats() -> anyhow::Result<(PrivateNats, TestApp, TestApp)> {
+    let _ = tracing_subscriber::fmt().with_env_filter("info,async_nats=warn").with_test_writer().try_init();
+    let store = std::env::temp_dir().join(format!("esqase-nats-{}", random_uuid()));
+    let nats = PrivateNats::start(free_port(), store);
+    nats.ready().await;
+    let mut settings = testkit::isolated_settings();
+    settings.nats_url = nats.url();
+    let first = TestApp::spawn_with(settings.clone()).await?;
+    let second = TestApp::spawn_with(settings).await?;
+    Ok((nats, first, second))
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
@@ -77,14 +90,7 @@ async fn nats_reported(client: &Client, up: bool) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_nats_stopped_commands_succeed_nothing_stale_is_accepted_and_nodes_converge() -> anyhow::Result<()> {
-    let _ = tracing_subscriber::fmt().with_env_filter("info,async_nats=warn").with_test_writer().try_init();
-    let store = std::env::temp_dir().join(format!("esqase-nats-{}", random_uuid()));
-    let nats = PrivateNats::start(free_port(), store);
-    nats.ready().await;
-    let mut settings = testkit::isolated_settings();
-    settings.nats_url = nats.url();
-    let first = TestApp::spawn_with(settings.clone()).await?;
-    let second = TestApp::spawn_with(settings).await?;
+    let (nats, first, second) = two_nodes_on_a_private_nats().await?;
     let (a, b) = (Client::new(&first), Client::new(&second));
     let owner = sign_up(&a, "Acme Law", &format!("o{}@acme.test", random_uuid())).await;
     let doomed = create_key(&a, &owner, &key_named("Doomed")).await;
@@ -141,14 +147,7 @@ async fn with_nats_stopped_commands_succeed_nothing_stale_is_accepted_and_nodes_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_nats_stopped_each_node_counts_an_equal_share_of_a_keys_rate_limit() -> anyhow::Result<()> {
-    let _ = tracing_subscriber::fmt().with_env_filter("info,async_nats=warn").with_test_writer().try_init();
-    let store = std::env::temp_dir().join(format!("esqase-nats-{}", random_uuid()));
-    let nats = PrivateNats::start(free_port(), store);
-    nats.ready().await;
-    let mut settings = testkit::isolated_settings();
-    settings.nats_url = nats.url();
-    let first = TestApp::spawn_with(settings.clone()).await?;
-    let second = TestApp::spawn_with(settings).await?;
+    let (nats, first, second) = two_nodes_on_a_private_nats().await?;
     let (a, b) = (Client::new(&first), Client::new(&second));
     let owner = sign_up(&a, "Acme Law", &format!("o{}@acme.test", random_uuid())).await;
     let body =
