@@ -15,7 +15,8 @@ use axum::http::header::ORIGIN;
 use axum::http::request::Parts;
 use commands::auth::SignedInMember;
 use domain::api_key::KeyStatus;
-use domain::{ApiKeySecret, FirmId, MemberId, Permission, PermissionSet, RateLimit};
+use domain::{ApiKeySecret, FirmId, MemberId, Permission, PermissionSet};
+use projections::rate_limits::RateStatus;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -55,17 +56,16 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             Credential::Session(_) => Member::from_request_parts(parts, state).await.map(|Member(m)| Caller::Member(m)),
             Credential::ApiKey(presented) => {
                 let origin = parts.headers.get(ORIGIN).map(|v| v.to_str().unwrap_or("null"));
-                let (verified, rate_limit) = verify_key(state, &presented, origin).await?;
+                let (verified, rate) = verify_key(state, &presented, origin).await?;
                 if let Some(verdict) = parts.extensions.get::<crate::cors::OriginVerdict>() {
                     verdict.allow();
                 }
-                let Some(limit) = rate_limit else { return Ok(Caller::ApiKey(verified)) };
-                let status = state.rate_limiter.admit(verified.key_id, limit, commands::log::now()).await;
+                let Some(rate) = rate else { return Ok(Caller::ApiKey(verified)) };
                 if let Some(note) = parts.extensions.get::<crate::rate_limit::RateLimitNote>() {
-                    note.set(status);
+                    note.set(rate);
                 }
-                if !status.allowed {
-                    return Err(ApiError::RateLimited(status.resets_in));
+                if !rate.allowed {
+                    return Err(ApiError::RateLimited(rate.resets_in));
                 }
                 Ok(Caller::ApiKey(verified))
             }
@@ -73,14 +73,15 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     }
 }
 
-/// Steps 1 to 3 of verification, with the key's rate limit for step 4; a key that passes 1 and
-/// 2 counts as used. From memory while this node can show its cache is current; from Postgres
-/// while it cannot.
+/// Steps 1 to 4 of verification; a key that passes 1 and 2 counts as used. From memory while
+/// this node can show its cache is current; from Postgres while it cannot. Step 4's verdict
+/// (`None` for a key without a rate limit) is returned for the caller to note and act on, a
+/// refusal included, so that the answer can say what is left of the window.
 async fn verify_key(
     state: &AppState,
     presented: &str,
     origin: Option<&str>,
-) -> Result<(VerifiedKey, Option<RateLimit>), ApiError> {
+) -> Result<(VerifiedKey, Option<RateStatus>), ApiError> {
     // A malformed key or a bad checksum is refused before any lookup.
     let secret = ApiKeySecret::parse(presented).map_err(|_| ApiError::InvalidApiKey)?;
     let hash = secret.hash();
@@ -111,7 +112,11 @@ async fn verify_key(
     if !origin_allowed {
         return Err(ApiError::OriginNotAllowed);
     }
-    Ok((verified, key.rate_limit))
+    let rate = match key.rate_limit {
+        Some(limit) => Some(state.rate_limiter.admit(verified.key_id, limit, now).await),
+        None => None,
+    };
+    Ok((verified, rate))
 }
 
 impl Caller {

@@ -11,24 +11,7 @@ use testkit::*;
 use tokio::time::Instant;
 
 async fn current(client: &Client, secret: &str) -> u16 {
-    let request = client.http.get(format!("{}/v1/api-keys/current", client.base_url)).bearer_auth(secret);
-    Client::answer(request).await.status
-}
-
-/// A second node on the first one's database and NATS prefix.
-async fn second_node(first: &TestApp) -> anyhow::Result<TestApp> {
-    let mut settings = first.settings.clone();
-    settings.listen = "127.0.0.1:0".parse()?;
-    TestApp::spawn_with(settings).await
-}
-
-/// One counter of a node's `/metrics`.
-async fn metric(client: &Client, name: &str) -> u64 {
-    let text = client.http.get(format!("{}/metrics", client.base_url)).send().await.expect("metrics").text().await;
-    let text = text.expect("a metrics body");
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+    client.current_key(secret).await.status
 }
 
 /// Hammers `/v1/api-keys/current` with `secret` on each node until `stop_after` is set and 300 ms
@@ -77,7 +60,7 @@ async fn judge(load: Vec<tokio::task::JoinHandle<Vec<(Instant, u16)>>>, revoked:
 async fn with_transactions_left_open_elsewhere_on_the_cluster_a_revoke_answers_at_once_and_binds_every_node(
 ) -> anyhow::Result<()> {
     let first = TestApp::spawn().await?;
-    let second = second_node(&first).await?;
+    let second = first.spawn_beside().await?;
     let (a, b) = (Client::new(&first), Client::new(&second));
     let owner = sign_up(&a, "Acme Law", &format!("o{}@acme.test", random_uuid())).await;
 
@@ -110,7 +93,7 @@ async fn with_transactions_left_open_elsewhere_on_the_cluster_a_revoke_answers_a
     assert!(before > 0 && after > 0, "requests flowed before ({before}) and after ({after}) the revoke");
     // Its usual latency: nowhere near the lease the barrier falls back to when a node is silent.
     assert!(took < Duration::from_millis(900), "the revoke took {took:?} with other transactions open");
-    assert_eq!(metric(&a, "esqase_barrier_outwaited_total").await, 0, "every commit was confirmed by B");
+    assert_eq!(a.metric("esqase_barrier_outwaited_total").await, 0, "every commit was confirmed by B");
 
     sqlx::query("ROLLBACK").execute(&mut forgotten).await?;
     sqlx::query("ROLLBACK").execute(&mut batch_job).await?;
@@ -150,7 +133,7 @@ async fn a_node_that_stops_confirming_is_outwaited_before_the_command_answers() 
     assert_eq!(revoke.status, 200, "a committed change never answers an error: {}", revoke.text);
     // Until the hung peer's lease has surely run out, it might still answer from the old state.
     assert!(took >= projections::cluster::LEASE, "the revoke answered after {took:?}, inside the peer's lease");
-    assert!(metric(&client, "esqase_barrier_outwaited_total").await >= 1);
+    assert!(client.metric("esqase_barrier_outwaited_total").await >= 1);
     hung.abort();
     app.stop().await
 }

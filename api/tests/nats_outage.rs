@@ -72,7 +72,7 @@ fn free_port() -> u16 {
 }
 
 async fn status(client: &Client, secret: &str) -> u16 {
-    Client::answer(client.http.get(format!("{}/v1/api-keys/current", client.base_url)).bearer_auth(secret)).await.status
+    client.current_key(secret).await.status
 }
 
 async fn until(what: &str, check: impl AsyncFn() -> bool) {
@@ -155,16 +155,9 @@ async fn with_nats_stopped_each_node_counts_an_equal_share_of_a_keys_rate_limit(
     let key = create_key(&a, &owner, &body).await;
     let secret = key["secret"].as_str().expect("a secret");
     // Each node has heard the other before NATS goes: two nodes share the limit.
-    until("each node to hear the other", async || {
-        let heard = async |c: &Client| metric(c, "esqase_barrier_confirmed_total").await > 0;
-        heard(&a).await
-    })
-    .await;
+    until("each node to hear the other", async || a.metric("esqase_barrier_confirmed_total").await > 0).await;
     // Far from the end of the hour, so one window holds the whole test.
-    let into_hour = chrono::Utc::now().timestamp() % 3600;
-    if into_hour > 3600 - 30 {
-        tokio::time::sleep(Duration::from_secs((3600 - into_hour + 1) as u64)).await;
-    }
+    with_time_left_in_the_window(3600, Duration::from_secs(30)).await;
 
     let (_port, store) = nats.stop();
     until("both nodes to see NATS gone", async || nats_reported(&a, false).await && nats_reported(&b, false).await)
@@ -180,18 +173,10 @@ async fn with_nats_stopped_each_node_counts_an_equal_share_of_a_keys_rate_limit(
         }
     }
     assert_eq!(admitted, 10, "each of the two nodes admitted its half of the limit, and no more");
-    assert!(metric(&a, "esqase_rate_limit_fallbacks_total").await >= 1);
+    assert!(a.metric("esqase_rate_limit_fallbacks_total").await >= 1);
 
     second.stop().await?;
     first.stop().await?;
     let _ = std::fs::remove_dir_all(store);
     Ok(())
-}
-
-/// One counter of a node's `/metrics`.
-async fn metric(client: &Client, name: &str) -> u64 {
-    let text = Client::answer(client.http.get(format!("{}/metrics", client.base_url))).await.text;
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
 }

@@ -6,22 +6,6 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use testkit::*;
 
-/// `GET /v1/api-keys/current` with `secret`.
-async fn current(client: &Client, secret: &str) -> Answer {
-    Client::answer(client.http.get(format!("{}/v1/api-keys/current", client.base_url)).bearer_auth(secret)).await
-}
-
-/// Waits, if need be, until the current window of `seconds` has at least `needed` left, so a
-/// test that counts within one window is not cut by its end.
-async fn with_time_left_in_the_window(seconds: i64, needed: Duration) {
-    let length_ms = seconds * 1000;
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    let left_ms = length_ms - now_ms.rem_euclid(length_ms);
-    if Duration::from_millis(left_ms as u64) < needed {
-        tokio::time::sleep(Duration::from_millis(left_ms as u64 + 20)).await;
-    }
-}
-
 /// The `r` (remaining) of a `RateLimit` field value.
 fn remaining(answer: &Answer) -> u64 {
     let field = answer.header("ratelimit");
@@ -82,12 +66,12 @@ async fn past_its_limit_a_key_is_refused_429_until_the_window_ends_and_every_ans
     with_time_left_in_the_window(3600, Duration::from_secs(20)).await;
 
     for left in (0..5).rev() {
-        let answer = current(&client, secret).await;
+        let answer = client.current_key(secret).await;
         assert_eq!(answer.status, 200, "{}", answer.text);
         assert_eq!(answer.header("ratelimit-policy"), "\"api-key\";q=5;w=3600");
         assert_eq!(remaining(&answer), left);
     }
-    let refused = current(&client, secret).await;
+    let refused = client.current_key(secret).await;
     refused.assert_problem(429, "rate_limited");
     let retry_after: u64 = refused.header("retry-after").parse()?;
     assert!((1..=3600).contains(&retry_after), "Retry-After {retry_after}");
@@ -99,7 +83,7 @@ async fn past_its_limit_a_key_is_refused_429_until_the_window_ends_and_every_ans
 
     // A key without a limit gets neither field.
     let plain = create_key(&client, &owner, &key_named("No limit")).await;
-    let answer = current(&client, plain["secret"].as_str().expect("a secret")).await;
+    let answer = client.current_key(plain["secret"].as_str().expect("a secret")).await;
     assert_eq!(answer.status, 200);
     assert!(answer.headers.get("ratelimit").is_none() && answer.headers.get("ratelimit-policy").is_none());
     app.stop().await
@@ -116,13 +100,13 @@ async fn a_request_refused_for_its_scope_counts_and_a_short_window_gives_the_quo
     let scope = client.post("/v1/contacts", Some(secret), &json!({"name": "Ann"})).await;
     scope.assert_problem(403, "insufficient_scope");
     assert_eq!(remaining(&scope), 1, "the refusal for its scope counted");
-    assert_eq!(current(&client, secret).await.status, 200);
-    let refused = current(&client, secret).await;
+    assert_eq!(client.current_key(secret).await.status, 200);
+    let refused = client.current_key(secret).await;
     refused.assert_problem(429, "rate_limited");
     let wait: u64 = refused.header("retry-after").parse()?;
     assert!(wait <= 2, "Retry-After {wait} for a 2-second window");
     tokio::time::sleep(Duration::from_secs(wait)).await;
-    let again = current(&client, secret).await;
+    let again = client.current_key(secret).await;
     assert_eq!(again.status, 200, "after Retry-After the next window admits it: {}", again.text);
     app.stop().await
 }
@@ -188,17 +172,10 @@ async fn a_member_without_the_api_keys_permission_cannot_change_a_limit() -> any
     app.stop().await
 }
 
-/// A second node on the first one's database and NATS prefix.
-async fn second_node(first: &TestApp) -> anyhow::Result<TestApp> {
-    let mut settings = first.settings.clone();
-    settings.listen = "127.0.0.1:0".parse()?;
-    TestApp::spawn_with(settings).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_together_never_admit_more_than_the_limit_and_a_change_binds_both_at_once() -> anyhow::Result<()> {
     let first = TestApp::spawn().await?;
-    let second = second_node(&first).await?;
+    let second = first.spawn_beside().await?;
     let (a, b) = (Client::new(&first), Client::new(&second));
     let owner = sign_up(&a, "Acme Law", "olivia@acme.test").await;
     const LIMIT: usize = 300;
@@ -214,7 +191,7 @@ async fn two_nodes_together_never_admit_more_than_the_limit_and_a_change_binds_b
         load.push(tokio::spawn(async move {
             let mut statuses = Vec::new();
             for _ in 0..(1000 / 16) {
-                statuses.push(current(&client, &secret).await.status);
+                statuses.push(client.current_key(&secret).await.status);
             }
             statuses
         }));
@@ -232,7 +209,7 @@ async fn two_nodes_together_never_admit_more_than_the_limit_and_a_change_binds_b
     // Removing the limit through one node lets the key through on the other at once.
     let removed = a.put(&format!("/v1/api-keys/{id}/rate-limit"), &owner.token, &json!({"rate_limit": null})).await;
     assert_eq!(removed.status, 200, "{}", removed.text);
-    assert_eq!(current(&b, &secret).await.status, 200, "the other node no longer limits it");
+    assert_eq!(b.current_key(&secret).await.status, 200, "the other node no longer limits it");
     // And a limit set again is counted there at once (its window's count is still over it).
     let set = a
         .put(
@@ -242,7 +219,7 @@ async fn two_nodes_together_never_admit_more_than_the_limit_and_a_change_binds_b
         )
         .await;
     assert_eq!(set.status, 200, "{}", set.text);
-    current(&b, &secret).await.assert_problem(429, "rate_limited");
+    b.current_key(&secret).await.assert_problem(429, "rate_limited");
 
     second.stop().await?;
     first.stop().await

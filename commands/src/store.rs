@@ -128,6 +128,10 @@ const WRITER_LOCK: (i32, i32) = (0x6573_7161, 0x7772_6974);
 /// Marks the transaction as an event-log writer for the guard on `events`, until it ends.
 const MARK: &str = "SET LOCAL esqase.event_log_writer = 'on'";
 
+/// True for a stream `s` (of `unnest(ids, expected) AS s(id, expected)`) that is not at its
+/// expected version: an append to it would decide on a state that has moved on.
+const STALE: &str = "s.expected <> COALESCE((SELECT max(version) FROM events e WHERE e.stream_id = s.id), 0)";
+
 /// A transaction that may append events.
 ///
 /// It took the shared writer lock as its first statement, before it had a transaction id, so
@@ -257,18 +261,17 @@ pub async fn append(
         appends.iter().filter(|a| !a.events.is_empty()).map(|a| (a.stream_id, a.expected_version)).collect();
     let (expected_streams, expected_versions): (Vec<Uuid>, Vec<i32>) = expected.iter().copied().unzip();
     let actor = serde_json::to_value(metadata.actor).map_err(|source| StoreError::Corrupt { position: 0, source })?;
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "WITH stale AS (
-             SELECT 1 FROM unnest($11::uuid[], $12::int[]) AS s(id, expected)
-             WHERE s.expected <> COALESCE((SELECT max(version) FROM events e WHERE e.stream_id = s.id), 0))
+             SELECT 1 FROM unnest($11::uuid[], $12::int[]) AS s(id, expected) WHERE {STALE})
          INSERT INTO events (id, stream_id, stream_kind, version, event_type, payload, firm_id, actor, request_id, occurred_at)
          SELECT e.id, e.stream_id, e.kind, e.version, e.type, e.payload, $7, $8, $9, $10
          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::jsonb[])
               AS e(id, stream_id, kind, version, type, payload)
          WHERE NOT EXISTS (SELECT 1 FROM stale)
          RETURNING position, tx_id::text::bigint AS tx_id, id, stream_id, stream_kind, version,
-                   event_type, payload, firm_id, actor, request_id, occurred_at",
-    )
+                   event_type, payload, firm_id, actor, request_id, occurred_at"
+    ))
     .bind(&ids)
     .bind(&streams)
     .bind(&kinds)
@@ -291,11 +294,9 @@ pub async fn append(
     })?;
     if rows.is_empty() {
         // Nothing inserted: a stream had moved on. Which one, for the error (a rare path).
-        let stale: Option<Uuid> = sqlx::query_scalar(
-            "SELECT s.id FROM unnest($1::uuid[], $2::int[]) AS s(id, expected)
-             WHERE s.expected <> COALESCE((SELECT max(version) FROM events e WHERE e.stream_id = s.id), 0)
-             LIMIT 1",
-        )
+        let stale: Option<Uuid> = sqlx::query_scalar(&format!(
+            "SELECT s.id FROM unnest($1::uuid[], $2::int[]) AS s(id, expected) WHERE {STALE} LIMIT 1"
+        ))
         .bind(&expected_streams)
         .bind(&expected_versions)
         .fetch_optional(&mut *conn)

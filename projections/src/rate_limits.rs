@@ -60,8 +60,8 @@ pub struct RateStatus {
 
 /// The rate limits of the keys this node has seen used, and the bucket they share.
 pub struct RateLimiter {
-    js: jetstream::Context,
-    /// Checked before a reservation: without a connection it would only wait out its bound.
+    /// JetStream for the bucket; checked before a reservation too: without a connection a
+    /// reservation would only wait out its bound.
     nats: async_nats::Client,
     bucket: String,
     /// The bucket, made (or found) on the first reservation: the service starts without NATS.
@@ -173,7 +173,6 @@ impl RateLimiter {
         nodes: impl Fn() -> usize + Send + Sync + 'static,
     ) -> Arc<RateLimiter> {
         Arc::new(RateLimiter {
-            js: jetstream::new(nats.clone()),
             nats,
             bucket: names.rate_limit_bucket(),
             store: OnceCell::new(),
@@ -367,7 +366,7 @@ impl RateLimiter {
         let store = self
             .store
             .get_or_try_init(|| async {
-                self.js
+                jetstream::new(self.nats.clone())
                     .create_key_value(kv::Config {
                         bucket: self.bucket.clone(),
                         history: 1,

@@ -141,12 +141,17 @@ fn key_from_row(row: &PgRow, now: DateTime<Utc>) -> Result<ApiKeyView, sqlx::Err
 }
 
 fn rate_limit_from_row(row: &PgRow) -> Result<Option<RateLimit>, sqlx::Error> {
-    let limit: Option<i32> = row.try_get("rate_limit")?;
-    let window: Option<i32> = row.try_get("rate_limit_window_seconds")?;
-    match (limit, window) {
-        (Some(limit), Some(window)) => RateLimit::new(limit.into(), window.into())
-            .map(Some)
-            .map_err(|e| sqlx::Error::Decode(format!("stored rate limit: {e}").into())),
+    stored_rate_limit(row.try_get("rate_limit")?, row.try_get("rate_limit_window_seconds")?)
+        .map_err(|e| sqlx::Error::Decode(format!("stored rate limit: {e}").into()))
+}
+
+/// A key's rate limit from its two columns in `api_keys` (both null for a key without one).
+pub fn stored_rate_limit(
+    limit: Option<i32>,
+    window_seconds: Option<i32>,
+) -> Result<Option<RateLimit>, domain::rate_limit::RateLimitError> {
+    match (limit, window_seconds) {
+        (Some(limit), Some(window)) => RateLimit::new(limit.into(), window.into()).map(Some),
         _ => Ok(None),
     }
 }

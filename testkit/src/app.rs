@@ -49,6 +49,13 @@ impl TestApp {
         Self::spawn_with(isolated_settings()).await
     }
 
+    /// Starts a second node beside this one: the same database and NATS prefix, its own port.
+    pub async fn spawn_beside(&self) -> anyhow::Result<TestApp> {
+        let mut settings = self.settings.clone();
+        settings.listen = "127.0.0.1:0".parse()?;
+        Self::spawn_with(settings).await
+    }
+
     /// Starts a service with `settings`.
     pub async fn spawn_with(settings: Settings) -> anyhow::Result<TestApp> {
         let running = start(settings.clone()).await?;

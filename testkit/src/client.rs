@@ -114,6 +114,30 @@ impl Client {
     pub async fn delete(&self, path: &str, token: &str) -> Answer {
         self.send(Method::DELETE, path, Some(token), None).await
     }
+
+    /// `GET /v1/api-keys/current` with the key `secret`: the cheapest request a key makes.
+    pub async fn current_key(&self, secret: &str) -> Answer {
+        Self::answer(self.http.get(format!("{}/v1/api-keys/current", self.base_url)).bearer_auth(secret)).await
+    }
+
+    /// One counter or gauge of the service's `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = Self::answer(self.http.get(format!("{}/metrics", self.base_url))).await.text;
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+    }
+}
+
+/// Waits, if need be, until the current window of `seconds` (a rate limit's, aligned on the
+/// epoch) has at least `needed` left, so a test that counts within one window is not cut by its end.
+pub async fn with_time_left_in_the_window(seconds: i64, needed: std::time::Duration) {
+    let length_ms = seconds * 1000;
+    let left_ms = length_ms - chrono::Utc::now().timestamp_millis().rem_euclid(length_ms);
+    let left = std::time::Duration::from_millis(u64::try_from(left_ms).unwrap_or_default());
+    if left < needed {
+        tokio::time::sleep(left + std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// Signs `email` in the way the sign-in page does; returns the `esqase_session` cookie pair.

@@ -2,7 +2,7 @@
 //! start, and one key when a node cannot show its state is current.
 
 use super::*;
-use domain::{AllowedDomains, Grid, KeyHash, PermissionSet, RateLimit, Role, Timestamp};
+use domain::{AllowedDomains, Grid, KeyHash, PermissionSet, Role, Timestamp};
 use futures::TryStreamExt;
 use sqlx::PgPool;
 use std::hash::BuildHasher;
@@ -170,10 +170,7 @@ impl KeyRow {
             },
             replaces: self.replaces,
             roll: self.replaced_by.zip(self.grace_ends_at),
-            rate_limit: match (self.rate_limit, self.rate_limit_window_seconds) {
-                (Some(limit), Some(window)) => Some(RateLimit::new(limit.into(), window.into()).ok()?),
-                _ => None,
-            },
+            rate_limit: crate::views::stored_rate_limit(self.rate_limit, self.rate_limit_window_seconds).ok()?,
             version: self.version,
         })
     }
